@@ -1,0 +1,54 @@
+"""tasker-dist: a distributed, Redis-backed task system with long-lived worker resources.
+
+from tasker_dist import Config, TaskManager, Producer, AsyncProducer, TaskContext
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .context import TaskContext
+from .errors import (
+    ConfigError,
+    EmbeddedServerError,
+    MaxRetriesExceeded,
+    RedisUnavailable,
+    RemoteTraceback,
+    SerializationError,
+    ShuttingDown,
+    TaskCancelled,
+    TaskerError,
+    TaskError,
+    TaskFailed,
+    TaskNotFound,
+    TaskTimeout,
+)
+from .listener import TaskFuture
+from .manager import TaskManager
+from .producer import Producer
+from .stats import Metrics, Stats, WorkerInfo
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EmbeddedServerError",
+    "MaxRetriesExceeded",
+    "Metrics",
+    "Producer",
+    "RedisUnavailable",
+    "RemoteTraceback",
+    "SerializationError",
+    "ShuttingDown",
+    "Stats",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskError",
+    "TaskFailed",
+    "TaskFuture",
+    "TaskManager",
+    "TaskNotFound",
+    "TaskTimeout",
+    "TaskerError",
+    "WorkerInfo",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,235 @@
+"""What each Redis operation sends and how its reply is read, without doing any I/O.
+
+`store.QueueStore` (threads) and `astore.AsyncQueueStore` (asyncio) both build their calls
+here, so the two differ only in how they talk to Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import QueueKeys
+from .stats import RawCluster
+
+__all__ = [
+    "BatchMetrics",
+    "Fetched",
+    "Finished",
+    "ScriptCall",
+    "cancel_call",
+    "cluster_commands",
+    "complete_call",
+    "enqueue_call",
+    "fetch_call",
+    "heartbeat_call",
+    "parse_cluster",
+    "parse_fetch",
+    "requeue_call",
+]
+
+ACTION_DONE = "done"
+ACTION_RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    script: str
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One task taken from the queue: its id, envelope, retries so far, and lane."""
+
+    task_id: str
+    payload: bytes
+    retries: int
+    priority: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a worker reports for one task: a stored result, or a retry."""
+
+    task_id: str
+    action: str
+    result: bytes = b""
+    reply_to: str = ""
+
+
+@dataclass(slots=True)
+class BatchMetrics:
+    """Metrics of a batch of executions, summed by the worker before one complete call."""
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    exec_sum_us: int = 0
+    exec_min_us: int = 0
+    exec_max_us: int = 0
+    wait_sum_us: int = 0
+    executions: int = 0
+    buckets: dict[int, int] = field(default_factory=dict)
+
+
+def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: bool) -> ScriptCall:
+    args: list[Any] = []
+    for task_id, payload in items:
+        args.append(task_id)
+        args.append(payload)
+    lane = keys.priority if priority else keys.pending
+    return ScriptCall("enqueue", [keys.tasks, lane, keys.signal, keys.counters, keys.rates], args)
+
+
+def fetch_call(keys: QueueKeys, limit: int, lease_ms: int) -> ScriptCall:
+    return ScriptCall(
+        "fetch",
+        [keys.priority, keys.pending, keys.tasks, keys.retries, keys.inflight, keys.signal],
+        [limit, lease_ms],
+    )
+
+
+def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
+    now_ms = int(reply[0])
+    tasks = [
+        Fetched(text(reply[i]), reply[i + 1], int(reply[i + 2]), bool(int(reply[i + 3])))
+        for i in range(1, len(reply), 4)
+    ]
+    return now_ms, tasks
+
+
+def complete_call(
+    keys: QueueKeys, ttl_ms: int, finished: Sequence[Finished], metrics: BatchMetrics
+) -> ScriptCall:
+    m = metrics
+    args: list[Any] = [
+        ttl_ms, len(finished), len(m.buckets),
+        m.completed, m.failed, m.retried, m.exec_sum_us, m.exec_min_us, m.exec_max_us,
+        m.wait_sum_us, m.executions,
+    ]  # fmt: skip
+    for bucket, count in m.buckets.items():
+        args.append(bucket)
+        args.append(count)
+    result_keys = []
+    for f in finished:
+        args.extend((f.task_id, f.action, f.result, f.reply_to, keys.done_channel(f.task_id)))
+        result_keys.append(keys.result(f.task_id))
+    return ScriptCall(
+        "complete",
+        [
+            keys.tasks,
+            keys.retries,
+            keys.inflight,
+            keys.counters,
+            keys.histogram,
+            keys.rates,
+            keys.priority,
+            keys.signal,
+            *result_keys,
+        ],
+        args,
+    )
+
+
+def requeue_call(keys: QueueKeys, task_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("requeue", [keys.inflight, keys.priority, keys.signal], list(task_ids))
+
+
+def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
+    args: list[Any] = [ttl_ms]
+    for task_id, result in items:
+        args.extend((task_id, result, keys.done_channel(task_id)))
+    return ScriptCall(
+        "cancel",
+        [
+            keys.pending,
+            keys.priority,
+            keys.tasks,
+            keys.retries,
+            *(keys.result(task_id) for task_id, _ in items),
+        ],
+        args,
+    )
+
+
+def heartbeat_call(
+    keys: QueueKeys, worker_id: str, ttl_ms: int, window_s: int, fields: Mapping[str, Any]
+) -> ScriptCall:
+    args: list[Any] = [worker_id, ttl_ms, window_s]
+    for name, value in fields.items():
+        args.append(name)
+        args.append(value)
+    return ScriptCall(
+        "heartbeat",
+        [
+            keys.workers,
+            keys.worker(worker_id),
+            keys.control,
+            keys.rates,
+            keys.pending,
+            keys.priority,
+        ],
+        args,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    now_ms: int
+    stop_all_ms: int | None
+    stop_me_ms: int | None
+    pending: int
+    priority: int
+
+
+def parse_heartbeat(reply: Sequence[Any]) -> Heartbeat:
+    def opt(v: Any) -> int | None:
+        return None if v is None else int(v)
+
+    return Heartbeat(int(reply[0]), opt(reply[1]), opt(reply[2]), int(reply[3]), int(reply[4]))
+
+
+def cluster_commands(keys: QueueKeys) -> list[tuple[Any, ...]]:
+    """Commands that read the whole cluster's state in one pipeline (then `worker_commands`)."""
+    return [
+        ("TIME",),
+        ("LLEN", keys.pending),
+        ("LLEN", keys.priority),
+        ("ZRANGE", keys.workers, 0, -1),
+        ("HGETALL", keys.counters),
+        ("HGETALL", keys.histogram),
+        ("HGETALL", keys.rates),
+    ]
+
+
+def worker_commands(keys: QueueKeys, worker_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    return [("HGETALL", keys.worker(wid)) for wid in worker_ids]
+
+
+def worker_ids(first_reply: Sequence[Any]) -> list[str]:
+    return [text(w) for w in first_reply[3]]
+
+
+def parse_cluster(first: Sequence[Any], workers: Sequence[Any]) -> RawCluster:
+    seconds, micros = first[0]
+    ids = worker_ids(first)
+    return RawCluster(
+        now_ms=int(seconds) * 1000 + int(micros) // 1000,
+        queued=int(first[1]),
+        priority=int(first[2]),
+        workers=[(wid, _text_map(h)) for wid, h in zip(ids, workers, strict=True)],
+        counters={k: int(v) for k, v in _text_map(first[4]).items()},
+        buckets={int(k): int(v) for k, v in _text_map(first[5]).items()},
+        rates={k: int(v) for k, v in _text_map(first[6]).items()},
+    )
+
+
+def text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _text_map(h: Mapping[Any, Any]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in h.items()}

@@ -1,0 +1,139 @@
+"""`Config`: one dataclass for the in-process `TaskManager` and the `tasker-worker` daemon."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError
+
+__all__ = ["REDIS_URL_ENV", "Config", "check_queue_name", "check_redis_url", "resolve_redis_url"]
+
+R = TypeVar("R")
+
+REDIS_URL_ENV = "TASKER_REDIS_URL"
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_queue_name(queue: object, field_name: str = "queue") -> str:
+    """Return ``queue`` if it is a usable queue name, else raise `ConfigError`.
+
+    Braces are refused because they would break the Redis Cluster hash tag (SPEC §8).
+    """
+    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
+        raise ConfigError(
+            f"{field_name} must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
+            f"got {queue!r}"
+        )
+    return queue
+
+
+def check_redis_url(url: object, field_name: str = "redis_url") -> str:
+    """Return ``url`` if it names a Redis server redis-py can reach, else raise `ConfigError`."""
+    if not isinstance(url, str) or not url.startswith(_URL_SCHEMES):
+        raise ConfigError(
+            f"{field_name} must start with one of {', '.join(_URL_SCHEMES)}, got {url!r}"
+        )
+    return url
+
+
+def resolve_redis_url(url: str | None) -> str | None:
+    """The URL to use: the given one, else ``$TASKER_REDIS_URL``, else None (embedded)."""
+    if url is not None:
+        return check_redis_url(url)
+    env = os.environ.get(REDIS_URL_ENV)
+    return check_redis_url(env, REDIS_URL_ENV) if env else None
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_seconds(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _check_callable(name: str, value: object, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise ConfigError(f"{name} must be callable, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Config(Generic[R]):
+    """How workers create, check and destroy their resources, and where tasks live.
+
+    ``on_create`` makes one resource per worker slot (it may be ``async def``);
+    ``on_destroy`` releases it when the slot ends. ``check_health(exc)`` returns False for
+    an error that means the resource is broken: the slot then replaces its resource and the
+    task is retried ahead of normal work, at most ``max_retries`` times (0: never).
+    Slots burst from ``worker_count`` up to ``max_worker_count`` while the backlog grows,
+    judged every ``burst_interval`` seconds. ``redis_url`` None means ``$TASKER_REDIS_URL``,
+    or, for a `TaskManager`, a private local server started for it (SPEC §6).
+    """
+
+    on_create: Callable[[], R] | Callable[[], Awaitable[R]]
+    on_destroy: Callable[[R], Any] | None = None
+    worker_count: int = 1
+    check_health: Callable[[BaseException], bool] | None = None
+    max_retries: int = 3
+    resource_pool_size: int | None = None
+    max_worker_count: int | None = None
+    burst_interval: float = 1.0
+    queue: str = "default"
+    redis_url: str | None = None
+    result_ttl: float = 86400.0
+    task_timeout: float | None = None
+    heartbeat_interval: float = 1.0
+    kill_grace: float = 2.0
+    connect_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_callable("on_create", self.on_create, optional=False)
+        _check_callable("on_destroy", self.on_destroy, optional=True)
+        _check_callable("check_health", self.check_health, optional=True)
+        _check_int("worker_count", self.worker_count, 1)
+        _check_int("max_retries", self.max_retries, 0)
+        if self.resource_pool_size is not None:
+            _check_int("resource_pool_size", self.resource_pool_size, 0)
+        if self.max_worker_count is not None:
+            _check_int("max_worker_count", self.max_worker_count, 1)
+            if self.max_worker_count < self.worker_count:
+                raise ConfigError(
+                    f"max_worker_count ({self.max_worker_count}) must be >= "
+                    f"worker_count ({self.worker_count})"
+                )
+        _check_seconds("burst_interval", self.burst_interval)
+        check_queue_name(self.queue)
+        if self.redis_url is not None:
+            check_redis_url(self.redis_url)
+        _check_seconds("result_ttl", self.result_ttl)
+        _check_seconds("task_timeout", self.task_timeout, optional=True)
+        _check_seconds("heartbeat_interval", self.heartbeat_interval)
+        _check_seconds("kill_grace", self.kill_grace)
+        _check_seconds("connect_timeout", self.connect_timeout)
+
+    @property
+    def burst_limit(self) -> int:
+        """The most slots a worker may run: ``max_worker_count``, or ``worker_count``."""
+        return self.max_worker_count or self.worker_count
+
+    @property
+    def pool_size(self) -> int:
+        """How many idle resources `run_task` keeps (``resource_pool_size``, default
+        ``worker_count``, as in the Go original)."""
+        if self.resource_pool_size is None:
+            return self.worker_count
+        return self.resource_pool_size

@@ -1,0 +1,236 @@
+"""The versioned envelopes that travel through Redis: one per task, one per result.
+
+Task envelope (msgpack array, version 1)::
+
+    [1, task_id, callable_bytes, args_bytes, flags, reply_to, enqueued_at, timeout_s]
+
+``args_bytes`` is `codec.pack([args, kwargs])`; ``flags`` bit 0 means "once" (no retry);
+``reply_to`` is the producer's reply channel or nil; ``enqueued_at`` is the producer's wall
+clock (seconds), used only for the wait-time metric; ``timeout_s`` is nil or a float.
+
+Result envelope (msgpack array, version 1)::
+
+    [1, task_id, status, body]
+
+``status`` 0: ``body`` is `codec.pack(value)`; otherwise ``body`` is a map describing the
+failure (see `Failure`).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any, Final
+
+import cloudpickle
+import msgpack
+
+from . import codec
+from .errors import (
+    MaxRetriesExceeded,
+    RemoteTraceback,
+    SerializationError,
+    ShuttingDown,
+    TaskCancelled,
+    TaskError,
+    TaskTimeout,
+)
+
+__all__ = [
+    "FLAG_ONCE",
+    "Failure",
+    "FailureKind",
+    "Outcome",
+    "TaskEnvelope",
+    "decode_result",
+    "decode_task",
+    "encode_failure",
+    "encode_success",
+    "encode_task",
+]
+
+VERSION: Final = 1
+FLAG_ONCE: Final = 1
+_OK: Final = 0
+_FAILED: Final = 1
+
+
+class FailureKind:
+    """Why a task has no value: the names stored in a result envelope."""
+
+    ERROR = "error"
+    MAX_RETRIES = "max_retries"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnvelope:
+    task_id: str
+    fn: bytes
+    args: bytes
+    flags: int
+    reply_to: str | None
+    enqueued_at: float
+    timeout: float | None
+
+    @property
+    def once(self) -> bool:
+        return bool(self.flags & FLAG_ONCE)
+
+
+def encode_task(env: TaskEnvelope) -> bytes:
+    return msgpack.packb(
+        [
+            VERSION,
+            env.task_id,
+            env.fn,
+            env.args,
+            env.flags,
+            env.reply_to,
+            env.enqueued_at,
+            env.timeout,
+        ],
+        use_bin_type=True,
+    )
+
+
+def decode_task(data: bytes) -> TaskEnvelope:
+    """Read a task envelope; any malformed input raises `SerializationError` naming why."""
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise SerializationError(f"task payload is not msgpack: {exc}") from exc
+    if not isinstance(fields, list) or not fields:
+        raise SerializationError("task payload is not an envelope array")
+    if fields[0] != VERSION:
+        raise SerializationError(f"unknown task envelope version {fields[0]!r}")
+    if len(fields) != 8:
+        raise SerializationError(f"task envelope has {len(fields)} fields, expected 8")
+    _, task_id, fn, args, flags, reply_to, enqueued_at, timeout = fields
+    if not (
+        isinstance(task_id, str)
+        and isinstance(fn, bytes)
+        and isinstance(args, bytes)
+        and isinstance(flags, int)
+        and (reply_to is None or isinstance(reply_to, str))
+        and isinstance(enqueued_at, int | float)
+        and (timeout is None or isinstance(timeout, int | float))
+    ):
+        raise SerializationError("task envelope fields have the wrong types")
+    return TaskEnvelope(
+        task_id,
+        fn,
+        args,
+        flags,
+        reply_to,
+        float(enqueued_at),
+        None if timeout is None else float(timeout),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A task's failure as stored in its result: enough to re-raise it in the caller."""
+
+    kind: str
+    type_name: str
+    message: str
+    traceback: str
+    exception: bytes | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, kind: str = FailureKind.ERROR) -> Failure:
+        try:
+            pickled: bytes | None = cloudpickle.dumps(exc)
+        except Exception:
+            pickled = None
+        tb = "".join(traceback.format_exception(exc))
+        type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return cls(kind, type_name, str(exc), tb, pickled)
+
+    def to_exception(self) -> BaseException:
+        """The exception the caller should see (SPEC §3 error names)."""
+        if self.kind == FailureKind.CANCELLED:
+            return TaskCancelled(self.message)
+        if self.kind == FailureKind.TIMEOUT:
+            return TaskTimeout(self.message)
+        if self.kind == FailureKind.SHUTDOWN:
+            return ShuttingDown(self.message)
+        err = self._rebuild()
+        if self.traceback:
+            if err.__cause__ is None:
+                err.__cause__ = RemoteTraceback(self.traceback)
+            err.add_note(f"Remote traceback:\n{self.traceback}")
+        if self.kind == FailureKind.MAX_RETRIES:
+            wrapper = MaxRetriesExceeded(self.message)
+            wrapper.__cause__ = err
+            return wrapper
+        return err
+
+    def _rebuild(self) -> BaseException:
+        if self.exception is not None:
+            try:
+                exc = cloudpickle.loads(self.exception)
+            except Exception:
+                exc = None
+            if isinstance(exc, BaseException):
+                return exc
+        return TaskError(self.type_name, self.message)
+
+
+def encode_success(task_id: str, value: object) -> bytes:
+    """Raises `SerializationError` if ``value`` cannot be serialized."""
+    return msgpack.packb([VERSION, task_id, _OK, codec.pack(value)], use_bin_type=True)
+
+
+def encode_failure(task_id: str, failure: Failure) -> bytes:
+    body = {
+        "kind": failure.kind,
+        "type": failure.type_name,
+        "message": failure.message,
+        "traceback": failure.traceback,
+        "exception": failure.exception,
+    }
+    return msgpack.packb([VERSION, task_id, _FAILED, body], use_bin_type=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A result envelope read just far enough to know its task; `unwrap` decodes the rest,
+    so a value that cannot be decoded here still reaches the caller, as an error."""
+
+    task_id: str
+    ok: bool
+    body: Any
+
+    def unwrap(self) -> Any:
+        """The value, or raise what the task raised."""
+        if self.ok:
+            return codec.unpack(self.body)
+        raise self.failure().to_exception()
+
+    def failure(self) -> Failure:
+        body = self.body
+        try:
+            return Failure(
+                body["kind"],
+                body["type"],
+                body["message"],
+                body["traceback"],
+                body.get("exception"),
+            )
+        except Exception as exc:
+            raise SerializationError(f"malformed failure in result of {self.task_id}") from exc
+
+
+def decode_result(data: bytes) -> Outcome:
+    try:
+        version, task_id, status, body = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise SerializationError(f"result payload is not a result envelope: {exc}") from exc
+    if version != VERSION or not isinstance(task_id, str):
+        raise SerializationError(f"unknown result envelope version {version!r}")
+    return Outcome(task_id, status == _OK, body)

@@ -1,0 +1,111 @@
+"""Every error tasker-dist raises, under one base class.
+
+    TaskerError
+    ├── ConfigError (also a ValueError)      a Config or CLI value is invalid
+    ├── SerializationError                   a task, argument or result cannot be (de)serialized
+    ├── RedisUnavailable                     Redis cannot be reached or answered with an error
+    ├── EmbeddedServerError                  the local Redis-compatible server could not start
+    ├── ShuttingDown                         the manager or producer no longer takes tasks
+    ├── TaskNotFound                         no task with that id: never queued, or result expired
+    └── TaskFailed                           a task ran (or was to run) and did not succeed
+        ├── TaskError                        the task raised and its exception cannot be rebuilt
+        ├── MaxRetriesExceeded               an unhealthy error repeated past max_retries
+        ├── TaskCancelled                    the task was cancelled (kill) before finishing
+        └── TaskTimeout                      the task ran past its deadline
+
+A task's own exception is re-raised as itself whenever it can be unpickled; the remote
+traceback is attached as its ``__cause__`` (a :class:`RemoteTraceback`) and as a note.
+redis-py errors never reach callers: they become :class:`RedisUnavailable`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "EmbeddedServerError",
+    "MaxRetriesExceeded",
+    "RedisUnavailable",
+    "RemoteTraceback",
+    "SerializationError",
+    "ShuttingDown",
+    "TaskCancelled",
+    "TaskError",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskTimeout",
+    "TaskerError",
+]
+
+
+class TaskerError(Exception):
+    """Base class of every error raised by tasker-dist."""
+
+
+class ConfigError(TaskerError, ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+class SerializationError(TaskerError):
+    """A callable, an argument or a result could not be serialized or deserialized."""
+
+
+class RedisUnavailable(TaskerError):
+    """Redis could not be reached within the timeout, or a Redis command failed."""
+
+
+class EmbeddedServerError(TaskerError):
+    """No local Redis-compatible server could be found or started."""
+
+
+class ShuttingDown(TaskerError):
+    """The task manager or producer is stopping or stopped and takes no new tasks."""
+
+    def __init__(self, message: str = "task manager is shutting down") -> None:
+        super().__init__(message)
+
+
+class TaskNotFound(TaskerError):
+    """No task with this id is known: it was never queued, or its result has expired."""
+
+
+class TaskFailed(TaskerError):
+    """A task did not produce a result. Subclasses say why."""
+
+
+class TaskError(TaskFailed):
+    """The task raised an exception that could not be rebuilt in this process.
+
+    ``type_name`` is the qualified name of the remote exception type, ``message`` its text.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+
+class MaxRetriesExceeded(TaskFailed):
+    """The task kept failing with errors ``check_health`` judged unhealthy."""
+
+    def __init__(self, original: str) -> None:
+        super().__init__(f"max retries exceeded: {original}")
+        self.original = original
+
+
+class TaskCancelled(TaskFailed):
+    """The task was cancelled (the manager or worker was killed) before it finished."""
+
+
+class TaskTimeout(TaskFailed):
+    """The task ran past its ``timeout`` and was cancelled."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the formatted traceback of an exception raised in a worker."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'

@@ -1,0 +1,96 @@
+"""The Redis key schema: the only module that builds key and channel names.
+
+Every key of one queue carries the hash tag ``{<queue>}`` so that a Lua script touching
+several of them runs on one Redis Cluster slot (SPEC §8). The README documents each key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["QueueKeys", "reply_channel"]
+
+PREFIX = "tasker"
+
+
+def reply_channel(producer_id: str) -> str:
+    """Pub/sub channel on which one producer process hears about its own tasks' results."""
+    return f"{PREFIX}:reply:{producer_id}"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Names of every key of one queue."""
+
+    queue: str
+
+    @property
+    def tag(self) -> str:
+        return f"{PREFIX}:{{{self.queue}}}"
+
+    @property
+    def pending(self) -> str:
+        """List of task ids, normal lane: producers LPUSH, workers pop from the right."""
+        return f"{self.tag}:pending"
+
+    @property
+    def priority(self) -> str:
+        """List of task ids served strictly before ``pending``; retries go to its head."""
+        return f"{self.tag}:priority"
+
+    @property
+    def signal(self) -> str:
+        """List used only to wake blocked workers; holds at most a token or two."""
+        return f"{self.tag}:signal"
+
+    @property
+    def tasks(self) -> str:
+        """Hash task id -> signed envelope, from enqueue until the task is finished."""
+        return f"{self.tag}:tasks"
+
+    @property
+    def retries(self) -> str:
+        """Hash task id -> retries used so far (absent: none)."""
+        return f"{self.tag}:retries"
+
+    @property
+    def inflight(self) -> str:
+        """Sorted set task id -> lease deadline (Redis time, ms) while a worker holds it."""
+        return f"{self.tag}:inflight"
+
+    @property
+    def counters(self) -> str:
+        """Hash of cluster-wide lifetime counters (arrived, completed, failed, ...)."""
+        return f"{self.tag}:counters"
+
+    @property
+    def histogram(self) -> str:
+        """Hash bucket index -> count: the execution-time histogram of the whole cluster."""
+        return f"{self.tag}:hist"
+
+    @property
+    def rates(self) -> str:
+        """Hash ``a:<second>``/``c:<second>`` -> arrivals/completions in that second."""
+        return f"{self.tag}:rates"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set worker id -> last heartbeat (Redis time, ms)."""
+        return f"{self.tag}:workers"
+
+    @property
+    def control(self) -> str:
+        """Hash of requests to daemons: ``stop`` (all) or ``stop:<worker id>`` -> ms."""
+        return f"{self.tag}:control"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash of one daemon's live stats; expires when its heartbeat stops."""
+        return f"{self.tag}:worker:{worker_id}"
+
+    def result(self, task_id: str) -> str:
+        """String: the signed result envelope of one task, with a TTL."""
+        return f"{self.tag}:result:{task_id}"
+
+    def done_channel(self, task_id: str) -> str:
+        """Pub/sub channel announcing that one task finished (for `Producer.result`)."""
+        return f"{self.tag}:done:{task_id}"

@@ -1,0 +1,190 @@
+"""`ResultListener`: one pub/sub connection per producer that resolves every waiting call.
+
+Workers publish each result on the reply channel named in its envelope, so results come
+back without polling and without a blocked connection per waiting call. Results of tasks
+queued elsewhere (`Producer.result`) are announced on the task's done channel, to which the
+listener subscribes while someone waits. Pub/sub does not replay what was sent while the
+connection was down, so after every (re)connect the result keys of all waiting tasks are
+read once more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+import redis
+import redis.client
+
+from .envelope import Outcome, decode_result
+from .errors import RedisUnavailable, SerializationError
+from .keys import reply_channel
+from .store import QueueStore
+from .submission import new_task_id
+
+__all__ = ["ResultListener", "TaskFuture"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long the listener thread waits for a message before applying new subscriptions.
+_TICK_S = 0.05
+
+
+class _PubSub(redis.client.PubSub):
+    """Remembers that the connection was (re)made, so missed results get re-read."""
+
+    connected_again = False
+
+    def on_connect(self, connection: Any) -> None:
+        super().on_connect(connection)
+        self.connected_again = True
+
+
+class TaskFuture(Future[T], Generic[T]):
+    """A `concurrent.futures.Future` that also knows its task's id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__()
+        self.task_id = task_id
+
+
+class ResultListener:
+    def __init__(self, store: QueueStore) -> None:
+        self._store = store
+        self.channel = reply_channel(new_task_id())
+        self._futures: dict[str, TaskFuture[Any]] = {}
+        self._foreign: set[str] = set()
+        self._lock = threading.Lock()
+        self._subscribe: list[str] = []
+        self._unsubscribe: list[str] = []
+        self._closed = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._pubsub = _PubSub(store.client.connection_pool, ignore_subscribe_messages=True)
+        self._thread = threading.Thread(target=self._run, name="tasker-results", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(store.client.get_connection_kwargs().get("socket_timeout") or 5):
+            raise RedisUnavailable(f"result listener could not subscribe on {store.url}")
+        if self._error is not None:
+            raise self._error
+
+    # -- called by producers ------------------------------------------------------------
+    def expect(self, task_id: str) -> TaskFuture[Any]:
+        """A future for a task about to be queued with this listener's reply channel."""
+        future: TaskFuture[Any] = TaskFuture(task_id)
+        with self._lock:
+            self._futures[task_id] = future
+        return future
+
+    def watch(self, task_id: str) -> TaskFuture[Any]:
+        """A future for any task by id (queued by any process)."""
+        with self._lock:
+            future = self._futures.get(task_id)
+            if future is not None:
+                return future
+            future = self._futures[task_id] = TaskFuture(task_id)
+            self._foreign.add(task_id)
+            self._subscribe.append(self._store.keys.done_channel(task_id))
+        return future
+
+    def discard(self, task_id: str) -> None:
+        """Stop waiting for a task (its caller gave up)."""
+        with self._lock:
+            self._futures.pop(task_id, None)
+            if task_id in self._foreign:
+                self._foreign.discard(task_id)
+                self._unsubscribe.append(self._store.keys.done_channel(task_id))
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return list(self._futures)
+
+    def fail_all(self, error_for: Any) -> None:
+        """Resolve every waiting future with ``error_for(task_id)`` (kill, close)."""
+        with self._lock:
+            futures = list(self._futures.items())
+            self._futures.clear()
+        for task_id, future in futures:
+            if not future.done():
+                future.set_exception(error_for(task_id))
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2)
+        self._pubsub.close()
+
+    # -- the listener thread ------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._pubsub.subscribe(self.channel)
+            self._pubsub.connected_again = False
+        except (redis.RedisError, OSError) as exc:
+            self._error = RedisUnavailable(f"cannot subscribe on {self._store.url}: {exc}")
+            self._ready.set()
+            return
+        self._ready.set()
+        backoff = 0.05
+        while not self._closed.is_set():
+            try:
+                self._apply_subscriptions()
+                message = self._pubsub.get_message(timeout=_TICK_S)
+                if self._pubsub.connected_again:
+                    self._pubsub.connected_again = False
+                    self._recheck(self.pending())
+                if message is not None and message["type"] == "message":
+                    self._dispatch(message["channel"], message["data"])
+                backoff = 0.05
+            except (redis.RedisError, OSError, RedisUnavailable) as exc:
+                log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, backoff)
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _apply_subscriptions(self) -> None:
+        with self._lock:
+            subscribe, self._subscribe = self._subscribe, []
+            unsubscribe, self._unsubscribe = self._unsubscribe, []
+        if subscribe:
+            self._pubsub.subscribe(*subscribe)
+            # Results stored before the subscription took effect were never announced.
+            self._recheck([c.rsplit(":", 1)[1] for c in subscribe])
+        if unsubscribe:
+            self._pubsub.unsubscribe(*unsubscribe)  # type: ignore[no-untyped-call]
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        if channel.decode() == self.channel:
+            self._resolve_bytes(data)
+        else:
+            task_id = channel.decode().rsplit(":", 1)[1]
+            self._recheck([task_id])
+
+    def _recheck(self, task_ids: list[str]) -> None:
+        if not task_ids:
+            return
+        for data in self._store.get_results(task_ids):
+            if data is not None:
+                self._resolve_bytes(data)
+
+    def _resolve_bytes(self, data: bytes) -> None:
+        try:
+            outcome = decode_result(data)
+        except SerializationError as exc:
+            log.error("unreadable result message: %s", exc)
+            return
+        self._resolve(outcome)
+
+    def _resolve(self, outcome: Outcome) -> None:
+        with self._lock:
+            future = self._futures.pop(outcome.task_id, None)
+            if outcome.task_id in self._foreign:
+                self._foreign.discard(outcome.task_id)
+                self._unsubscribe.append(self._store.keys.done_channel(outcome.task_id))
+        if future is None or future.done():
+            return
+        try:
+            future.set_result(outcome.unwrap())
+        except BaseException as exc:  # the task's own error, rebuilt
+            future.set_exception(exc)

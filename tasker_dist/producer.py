@@ -1,0 +1,242 @@
+"""`Producer`: queue tasks for `tasker-worker` daemons and get their results back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from .config import check_queue_name, resolve_redis_url
+from .errors import ConfigError, ShuttingDown, TaskNotFound
+from .listener import ResultListener, TaskFuture
+from .stats import Metrics, Stats, build_metrics, build_stats
+from .store import QueueStore
+from .submission import Options, Task, build_task, build_tasks
+
+__all__ = ["Producer"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Callback = Callable[[Any, BaseException | None], Any]
+
+
+class Producer:
+    """Queues tasks on one queue; `tasker-worker` daemons (or a `TaskManager`) run them.
+
+    The queueing methods take ``(fn, *args, **kwargs)`` and call
+    ``fn(ctx, resource, *args, **kwargs)`` on a worker. `queue_task` blocks for the result
+    (or re-raises the task's exception), `queue_task_async` returns a
+    `concurrent.futures.Future`, `queue_task_with_callback` returns at once and later calls
+    ``callback(result, error)``, and `enqueue` only queues and returns the task id.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        queue: str = "default",
+        *,
+        connect_timeout: float = 5.0,
+        task_timeout: float | None = None,
+    ) -> None:
+        url = resolve_redis_url(redis_url)
+        if url is None:
+            raise ConfigError(
+                "redis_url is required for a Producer (or set $TASKER_REDIS_URL); "
+                "a TaskManager can start a local server instead"
+            )
+        self.queue = check_queue_name(queue)
+        self._task_timeout = task_timeout
+        self._store = QueueStore(url, self.queue, connect_timeout)
+        self._listener: ResultListener | None = None
+        self._callbacks: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def redis_url(self) -> str:
+        return self._store.url
+
+    # -- queueing -----------------------------------------------------------------------
+    def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Queue ``fn`` and block until its result; raises what the task raised."""
+        return self._submit(fn, args, kwargs, Options()).result()
+
+    def queue_task_with_priority(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Like `queue_task`, on the priority lane (served before all normal tasks)."""
+        return self._submit(fn, args, kwargs, Options(priority=True)).result()
+
+    def queue_task_once(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Like `queue_task`, but never retried after an unhealthy error."""
+        return self._submit(fn, args, kwargs, Options(once=True)).result()
+
+    def queue_task_with_priority_once(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Priority lane, one attempt only."""
+        return self._submit(fn, args, kwargs, Options(priority=True, once=True)).result()
+
+    def queue_task_async(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> TaskFuture[T]:
+        """Queue ``fn``; the returned future holds its result or exception."""
+        return self._submit(fn, args, kwargs, Options())
+
+    def queue_task_with_callback(
+        self, fn: Callable[..., T], callback: Callback, /, *args: Any, **kwargs: Any
+    ) -> str:
+        """Queue ``fn`` and return its id at once; ``callback(result, error)`` runs later
+        (``error`` None on success) on a callback thread of this producer."""
+        future = self._submit(fn, args, kwargs, Options())
+        future.add_done_callback(lambda f: self._run_callback(callback, f))
+        return future.task_id
+
+    def submit(
+        self,
+        fn: Callable[..., T],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        priority: bool = False,
+        once: bool = False,
+        timeout: float | None = None,
+    ) -> TaskFuture[T]:
+        """The options form of the queueing methods: ``timeout`` (seconds) cancels the task
+        on the worker and fails it with `TaskTimeout` past that time."""
+        return self._submit(fn, args, kwargs or {}, Options(priority, once, timeout))
+
+    def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
+        """Queue ``fn`` without waiting; returns the task id (see `result`)."""
+        task = build_task(fn, args, kwargs, self._options(Options()), None)
+        self._check_open()
+        self._store.enqueue([(task.task_id, task.payload)])
+        return task.task_id
+
+    def enqueue_many(
+        self,
+        fn: Callable[..., Any],
+        calls: Iterable[Sequence[Any]],
+        *,
+        priority: bool = False,
+        chunk: int = 1000,
+    ) -> list[str]:
+        """Queue ``fn(ctx, resource, *args)`` for each ``args`` in ``calls``, in chunks of
+        ``chunk`` tasks per round trip; returns the task ids in order."""
+        tasks = build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)), None)
+        self._check_open()
+        for start in range(0, len(tasks), chunk):
+            part = tasks[start : start + chunk]
+            self._store.enqueue([(t.task_id, t.payload) for t in part], priority)
+        return [t.task_id for t in tasks]
+
+    def result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The result of any task by id, waiting up to ``timeout`` seconds (None: forever).
+
+        Raises what the task raised, `TaskNotFound` if no task has that id (or its result
+        expired), or `TimeoutError` if the task has not finished in time.
+        """
+        listener = self._ensure_listener()
+        future = listener.watch(task_id)
+        if not future.done() and not self._store.task_known(task_id):
+            # Not queued or running: either finished a moment ago, or unknown.
+            data = self._store.get_result(task_id)
+            if data is None:
+                listener.discard(task_id)
+                raise TaskNotFound(
+                    f"no task {task_id} on queue {self.queue!r} "
+                    "(never queued, or its result expired)"
+                )
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            listener.discard(task_id)
+            raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
+
+    # -- cluster state ------------------------------------------------------------------
+    def stats(self) -> Stats:
+        """Workers, queue lengths and running tasks of the whole cluster, now."""
+        return build_stats(self._store.read_cluster())
+
+    def metrics(self) -> Metrics:
+        """Cluster-wide counters, execution-time percentiles and recent rates."""
+        return build_metrics(self._store.read_cluster())
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop listening for results; waiting calls fail with `ShuttingDown`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.fail_all(lambda _id: ShuttingDown("producer closed"))
+            listener.close()
+        if self._callbacks is not None:
+            self._callbacks.shutdown(wait=True)
+        self._store.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+    def _options(self, options: Options) -> Options:
+        if options.timeout is None and self._task_timeout is not None:
+            return Options(options.priority, options.once, self._task_timeout)
+        return options
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShuttingDown("producer is closed")
+
+    def _ensure_listener(self) -> ResultListener:
+        with self._lock:
+            self._check_open()
+            if self._listener is None:
+                self._listener = ResultListener(self._store)
+            return self._listener
+
+    def _submit(
+        self,
+        fn: Callable[..., T],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Options,
+    ) -> TaskFuture[T]:
+        listener = self._ensure_listener()
+        task = build_task(fn, args, kwargs, self._options(options), listener.channel)
+        return self._send(listener, task, options.priority)
+
+    def _send(self, listener: ResultListener, task: Task, priority: bool) -> TaskFuture[Any]:
+        future = listener.expect(task.task_id)
+        try:
+            self._store.enqueue([(task.task_id, task.payload)], priority)
+        except BaseException:
+            listener.discard(task.task_id)
+            raise
+        return future
+
+    def _run_callback(self, callback: Callback, future: Future[Any]) -> None:
+        with self._lock:
+            if self._callbacks is None and not self._closed:
+                self._callbacks = ThreadPoolExecutor(4, thread_name_prefix="tasker-callback")
+            pool = self._callbacks
+        try:
+            if pool is not None:
+                pool.submit(_call_back, callback, future)
+                return
+        except RuntimeError:  # closed meanwhile: run it here rather than drop it
+            pass
+        _call_back(callback, future)
+
+
+def _call_back(callback: Callback, future: Future[Any]) -> None:
+    error = future.exception()
+    try:
+        callback(None if error is not None else future.result(), error)
+    except Exception:
+        log.exception("task callback %r raised", callback)

@@ -1,0 +1,16 @@
+-- Queue tasks: store each envelope and push its id onto one lane.
+-- KEYS[1] tasks hash       KEYS[2] lane list (pending or priority)
+-- KEYS[3] signal list      KEYS[4] counters hash      KEYS[5] rates hash
+-- ARGV[1] id of task 1, ARGV[2] envelope of task 1, ARGV[3] id of task 2, ...
+-- Returns the number of tasks queued.
+local n = #ARGV / 2
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('LPUSH', KEYS[2], ARGV[i])
+end
+redis.call('HINCRBY', KEYS[4], 'arrived', n)
+redis.call('HINCRBY', KEYS[5], 'a:' .. redis.call('TIME')[1], n)
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('LPUSH', KEYS[3], '1')
+end
+return n

@@ -1,0 +1,24 @@
+-- Publish one daemon's stats, prune daemons and rate buckets gone stale, read requests.
+-- KEYS[1] workers zset    KEYS[2] this worker's stats hash    KEYS[3] control hash
+-- KEYS[4] rates hash      KEYS[5] pending list       KEYS[6] priority list
+-- ARGV[1] worker id    ARGV[2] stats TTL (ms)    ARGV[3] rate window (s)
+-- ARGV[4..] field, value pairs of the stats hash
+-- Returns {now_ms, ms of a stop request for all (or false), ms of one for this worker
+--          (or false), length of pending, length of priority}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+end
+redis.call('PEXPIRE', KEYS[2], ttl)
+local oldest = tonumber(t[1]) - tonumber(ARGV[3])
+for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+  if tonumber(string.sub(field, 3)) < oldest then
+    redis.call('HDEL', KEYS[4], field)
+  end
+end
+return {now, redis.call('HGET', KEYS[3], 'stop'), redis.call('HGET', KEYS[3], 'stop:' .. ARGV[1]),
+        redis.call('LLEN', KEYS[5]), redis.call('LLEN', KEYS[6])}

@@ -1,0 +1,16 @@
+-- Hand tasks the caller holds back to the head of the priority lane (stop or kill).
+-- KEYS[1] inflight zset    KEYS[2] priority list    KEYS[3] signal list
+-- ARGV    the task ids
+-- Only ids still in the inflight set are pushed, so a task is never queued twice.
+-- Returns the number of tasks handed back.
+local n = 0
+for _, id in ipairs(ARGV) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('RPUSH', KEYS[2], id)
+    n = n + 1
+  end
+end
+if n > 0 and redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('LPUSH', KEYS[3], '1')
+end
+return n

@@ -1,0 +1,132 @@
+"""`QueueStore`: every Redis operation of one queue, for threaded code.
+
+The calls themselves are built in `commands`; this class only sends them. Every method
+raises `RedisUnavailable` (never a redis-py error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import redis
+from redis.commands.core import Script
+
+from . import commands as cmd
+from .connection import BLOCK_S, connect, redis_errors
+from .keys import QueueKeys
+from .scripts import source
+from .stats import RawCluster
+
+__all__ = ["QueueStore"]
+
+
+class QueueStore:
+    def __init__(self, url: str, queue: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.keys = QueueKeys(queue)
+        self.client = connect(url, timeout)
+        self._blocking: redis.Redis | None = None
+        self._timeout = timeout
+        self._scripts: dict[str, Script] = {}
+
+    def _run(self, call: cmd.ScriptCall) -> Any:
+        script = self._scripts.get(call.script)
+        if script is None:
+            script = self._scripts[call.script] = self.client.register_script(source(call.script))
+        with redis_errors(call.script, self.url):
+            return script(keys=call.keys, args=call.args)
+
+    def ping(self) -> None:
+        with redis_errors("PING", self.url):
+            self.client.ping()
+
+    # -- producers ----------------------------------------------------------------------
+    def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
+        self._run(cmd.enqueue_call(self.keys, items, priority))
+
+    def get_result(self, task_id: str) -> bytes | None:
+        with redis_errors("GET result", self.url):
+            value = self.client.get(self.keys.result(task_id))
+        return cast(bytes | None, value)
+
+    def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
+        with redis_errors("GET results", self.url):
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.get(self.keys.result(task_id))
+            return list(pipe.execute())
+
+    def task_known(self, task_id: str) -> bool:
+        """True while the task is queued or running (its envelope is stored)."""
+        with redis_errors("HEXISTS", self.url):
+            return bool(self.client.hexists(self.keys.tasks, task_id))
+
+    def cancel(self, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> list[str]:
+        if not items:
+            return []
+        return [cmd.text(i) for i in self._run(cmd.cancel_call(self.keys, ttl_ms, items))]
+
+    def read_cluster(self) -> RawCluster:
+        with redis_errors("reading cluster stats", self.url):
+            pipe = self.client.pipeline(transaction=False)
+            for command in cmd.cluster_commands(self.keys):
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            first = pipe.execute()
+            ids = cmd.worker_ids(first)
+            for command in cmd.worker_commands(self.keys, ids):
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            workers = pipe.execute() if ids else []
+        return cmd.parse_cluster(first, workers)
+
+    def request_stop(self, worker_id: str | None) -> None:
+        """Ask every daemon started before now (or one daemon) to stop gracefully."""
+        field = "stop" if worker_id is None else f"stop:{worker_id}"
+        with redis_errors("stop request", self.url):
+            seconds, micros = self.client.time()
+            self.client.hset(self.keys.control, field, seconds * 1000 + micros // 1000)
+
+    # -- workers ------------------------------------------------------------------------
+    def fetch(self, limit: int, lease_ms: int) -> tuple[int, list[cmd.Fetched]]:
+        return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, limit, lease_ms)))
+
+    def wait_for_work(self) -> None:
+        """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work."""
+        if self._blocking is None:
+            self._blocking = connect(self.url, self._timeout, blocking=True)
+        with redis_errors("BRPOP", self.url):
+            self._blocking.brpop([self.keys.signal], timeout=BLOCK_S)
+
+    def interrupt_wait(self) -> None:
+        """Make a `wait_for_work` blocked in another thread return now."""
+        if self._blocking is not None:
+            self._blocking.connection_pool.disconnect()
+
+    def complete(
+        self, ttl_ms: int, finished: Sequence[cmd.Finished], metrics: cmd.BatchMetrics
+    ) -> int:
+        return int(self._run(cmd.complete_call(self.keys, ttl_ms, finished, metrics)))
+
+    def requeue(self, task_ids: Sequence[str]) -> int:
+        if not task_ids:
+            return 0
+        return int(self._run(cmd.requeue_call(self.keys, task_ids)))
+
+    def heartbeat(
+        self, worker_id: str, ttl_ms: int, window_s: int, fields: Mapping[str, Any]
+    ) -> cmd.Heartbeat:
+        call = cmd.heartbeat_call(self.keys, worker_id, ttl_ms, window_s, fields)
+        return cmd.parse_heartbeat(self._run(call))
+
+    def leave(self, worker_id: str) -> None:
+        """Remove a stopping daemon from the stats at once (not at its heartbeat's expiry)."""
+        with redis_errors("leaving", self.url):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(self.keys.workers, worker_id)
+            pipe.delete(self.keys.worker(worker_id))
+            pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
+        if self._blocking is not None:
+            self._blocking.close()

@@ -1,0 +1,80 @@
+"""Turning a call into a task envelope: the producer logic that does no I/O.
+
+Shared by `Producer`, `AsyncProducer` and `TaskManager`, so all three build identical tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .callables import dumps_callable
+from .envelope import FLAG_ONCE, TaskEnvelope, encode_task
+
+__all__ = ["Options", "Task", "build_task", "build_tasks", "new_task_id"]
+
+
+def new_task_id() -> str:
+    """A random 128-bit id, as 32 hex characters."""
+    return os.urandom(16).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How one task is queued: its lane, retry policy and deadline."""
+
+    priority: bool = False
+    once: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    task_id: str
+    payload: bytes
+
+
+def build_task(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Options,
+    reply_to: str | None,
+) -> Task:
+    """Serialize one call; raises `SerializationError` before anything is written."""
+    return _build(dumps_callable(fn), args, kwargs, options, reply_to)
+
+
+def build_tasks(
+    fn: Callable[..., Any],
+    calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+    options: Options,
+    reply_to: str | None,
+) -> list[Task]:
+    """Serialize many calls of one callable, pickling the callable once."""
+    fn_bytes = dumps_callable(fn)
+    return [_build(fn_bytes, a, kw, options, reply_to) for a, kw in calls]
+
+
+def _build(
+    fn_bytes: bytes,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Options,
+    reply_to: str | None,
+) -> Task:
+    task_id = new_task_id()
+    envelope = TaskEnvelope(
+        task_id=task_id,
+        fn=fn_bytes,
+        args=codec.pack([list(args), dict(kwargs)]),
+        flags=FLAG_ONCE if options.once else 0,
+        reply_to=reply_to,
+        enqueued_at=time.time(),
+        timeout=options.timeout,
+    )
+    return Task(task_id, encode_task(envelope))

@@ -1,0 +1,136 @@
+"""``tasker-worker module:config``: run a worker daemon (SPEC §6).
+
+SIGTERM or SIGINT stops it gracefully (fetch nothing new, hand back what was fetched but
+not started, finish running tasks, destroy resources, exit 0); a second signal kills it
+(cancel running tasks, hand them back to the queue after ``kill_grace``, exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from ..config import Config, resolve_redis_url
+from ..errors import ConfigError, TaskerError
+from ..store import QueueStore
+from .runtime import WorkerRuntime
+
+__all__ = ["load_config", "main"]
+
+log = logging.getLogger("tasker_dist.worker")
+
+
+def load_config(target: str) -> Config[Any]:
+    """Import ``module:attribute``; the attribute is a `Config`, or a function returning one."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"expected module:attribute (e.g. myapp.tasks:config), got {target!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if callable(value) and not isinstance(value, Config):
+        value = value()
+    if not isinstance(value, Config):
+        raise ConfigError(f"{target} is a {type(value).__qualname__}, not a tasker_dist.Config")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tasker-worker",
+        description="Run a tasker-dist worker daemon serving one queue.",
+    )
+    p.add_argument(
+        "config",
+        help="module:attribute of a tasker_dist.Config (or a function "
+        "returning one), e.g. myapp.tasks:config",
+    )
+    p.add_argument(
+        "--redis-url", help="Redis server (default: Config.redis_url, then $TASKER_REDIS_URL)"
+    )
+    p.add_argument("--queue", help="queue to serve (default: Config.queue)")
+    p.add_argument("--workers", type=int, help="base worker slots (Config.worker_count)")
+    p.add_argument("--max-workers", type=int, help="burst limit (Config.max_worker_count)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("TASKER_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
+    return p
+
+
+def _configure(args: argparse.Namespace) -> Config[Any]:
+    config = load_config(args.config)
+    changes: dict[str, Any] = {}
+    if args.queue is not None:
+        changes["queue"] = args.queue
+    if args.workers is not None:
+        changes["worker_count"] = args.workers
+        if config.max_worker_count is not None and config.max_worker_count < args.workers:
+            changes["max_worker_count"] = args.workers
+    if args.max_workers is not None:
+        changes["max_worker_count"] = args.max_workers
+    url = resolve_redis_url(args.redis_url or config.redis_url)
+    if url is None:
+        raise ConfigError(
+            "no Redis to serve: pass --redis-url, set Config.redis_url or $TASKER_REDIS_URL"
+        )
+    changes["redis_url"] = url
+    return dataclasses.replace(config, **changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    try:
+        config = _configure(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"tasker-worker: {exc}", file=sys.stderr)
+        return 2
+    assert config.redis_url is not None
+    store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+    signals: list[int] = []
+    wake = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        wake.set()
+
+    runtime = WorkerRuntime(config, store, on_stop_request=wake.set)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        runtime.start()
+    except TaskerError as exc:
+        print(f"tasker-worker: {exc}", file=sys.stderr)
+        return 1
+    wake.wait()
+    seen = len(signals)
+    log.info("stopping: finishing running tasks (signal again to kill)")
+    stopper = threading.Thread(target=runtime.stop, name="tasker-stop", daemon=True)
+    stopper.start()
+    while not runtime.wait(0.1):
+        if len(signals) > seen:
+            log.warning("second signal: killing")
+            runtime.kill()
+            store.close()
+            return 1
+    store.close()
+    return 0

@@ -1,0 +1,117 @@
+"""`Completer`: writes finished tasks to Redis in batches, one script call per batch.
+
+Slots hand reports over and go on with their next task; while one write is in flight the
+next reports gather, so under load many results share a round trip. A failed write is
+retried with backoff and never dropped (a result is written exactly once: the script
+skips tasks this worker no longer holds).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from .. import histogram
+from ..commands import BatchMetrics
+from ..errors import RedisUnavailable
+from ..store import QueueStore
+from .execute import Report
+
+__all__ = ["Completer", "summarize"]
+
+log = logging.getLogger("tasker_dist.worker")
+
+_MAX_BATCH = 500
+
+
+def summarize(reports: list[Report]) -> BatchMetrics:
+    """Sum a batch's metrics the way the complete script adds them up."""
+    m = BatchMetrics()
+    durations: list[float] = []
+    for r in reports:
+        if r.status == "completed":
+            m.completed += 1
+        elif r.status == "failed":
+            m.failed += 1
+        else:
+            m.retried += 1
+        if r.exec_s is not None:
+            durations.append(r.exec_s)
+            m.wait_sum_us += round((r.wait_s or 0.0) * 1e6)
+    if durations:
+        micros = [round(d * 1e6) for d in durations]
+        m.executions = len(micros)
+        m.exec_sum_us = sum(micros)
+        m.exec_min_us = min(micros)
+        m.exec_max_us = max(micros)
+        m.buckets = dict(histogram.count_buckets(durations))
+    return m
+
+
+class Completer:
+    def __init__(
+        self, store: QueueStore, ttl_ms: int, on_written: Callable[[list[Report]], None]
+    ) -> None:
+        self._store = store
+        self._ttl_ms = ttl_ms
+        self._on_written = on_written
+        self._reports: list[Report] = []
+        self._busy = False
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="tasker-completer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, report: Report) -> None:
+        with self._cond:
+            self._reports.append(report)
+            self._cond.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every report handed over so far is written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._reports and not self._busy, timeout)
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._reports or self._closed)
+                if not self._reports:
+                    return
+                batch = self._reports[:_MAX_BATCH]
+                del self._reports[:_MAX_BATCH]
+                self._busy = True
+            try:
+                self._write(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _write(self, batch: list[Report]) -> None:
+        metrics = summarize(batch)
+        finished = [r.finished for r in batch]
+        delay = 0.05
+        while True:
+            try:
+                self._store.complete(self._ttl_ms, finished, metrics)
+                break
+            except RedisUnavailable as exc:
+                log.warning(
+                    "writing %d results failed (%s); retrying in %.2fs", len(batch), exc, delay
+                )
+                time.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 5.0)
+        self._on_written(batch)

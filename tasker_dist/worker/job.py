@@ -1,0 +1,47 @@
+"""`Job`: one fetched task as it moves through a worker, settled exactly once."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..commands import Fetched
+from ..context import TaskContext
+
+__all__ = ["Job"]
+
+
+@dataclass(eq=False)
+class Job:
+    """A fetched task. Whoever settles it first (the slot that ran it, the timeout
+    watchdog, or a kill) reports its outcome; later reports are dropped."""
+
+    fetched: Fetched
+    ctx: TaskContext | None = None
+    reply_to: str = ""
+    #: Set while an ``async def`` task runs on the worker's event loop.
+    async_future: Future[Any] | None = None
+    _settled: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.fetched.task_id
+
+    def settle(self) -> bool:
+        """True for the first caller only."""
+        with self._lock:
+            if self._settled:
+                return False
+            self._settled = True
+            return True
+
+    def cancel(self, reason: str) -> None:
+        """Tell the running task to stop: sets ``ctx.cancelled``; an async task is also
+        cancelled on its event loop."""
+        if self.ctx is not None:
+            self.ctx.cancel(reason)
+        if self.async_future is not None:
+            self.async_future.cancel()

@@ -1,0 +1,313 @@
+"""`WorkerRuntime`: the worker of SPEC §4, used by `tasker-worker` and by `TaskManager`.
+
+Threads: one per slot (each owning a resource), a fetcher, a completer that writes results
+in batches, a monitor (heartbeat, stop requests, bursting), a deadline watchdog and, when
+``async def`` code is used, one event loop. None of them is per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from ..commands import Heartbeat
+from ..config import Config
+from ..envelope import FailureKind
+from ..errors import RedisUnavailable
+from ..store import QueueStore
+from .async_loop import AsyncLoop
+from .burst import BurstSample, burst_delta
+from .completer import Completer
+from .deadlines import Deadlines
+from .execute import Executor, Report
+from .fetcher import Fetcher
+from .job import Job
+from .local_queue import LocalQueue
+from .monitor import Monitor
+from .resources import ResourceHooks
+from .slot import Slot
+
+__all__ = ["KillMode", "WorkerRuntime"]
+
+log = logging.getLogger("tasker_dist.worker")
+
+
+class KillMode(Enum):
+    """What a kill does with tasks still running after the grace period."""
+
+    REQUEUE = "requeue"  # hand them back to the queue for another worker (daemons)
+    CANCEL = "cancel"  # fail them with TaskCancelled for their callers (TaskManager)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        config: Config[Any],
+        store: QueueStore,
+        *,
+        kill_mode: KillMode = KillMode.REQUEUE,
+        extra_idle: Callable[[], int] = lambda: 0,
+        on_stop_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.worker_id = new_worker_id()
+        self.kill_mode = kill_mode
+        self.aloop = AsyncLoop()
+        self.hooks = ResourceHooks(config, self.aloop)
+        self.local = LocalQueue()
+        self.executor = Executor(config, self.aloop)
+        #: Set when slots must stop creating resources (stop or kill).
+        self.halting = threading.Event()
+        #: True once slots should take no new task.
+        self.draining = False
+        self._extra_idle = extra_idle
+        self._on_stop_request = on_stop_request
+        self._slots: list[Slot] = []
+        self._slots_lock = threading.Lock()
+        self._next_index = 0
+        self._mean_exec_s: float | None = None
+        self._completed_since_tick = 0
+        self._previous_backlog = 0
+        self._started_ms = int(time.time() * 1000)
+        self._stop_seen_ms = self._started_ms  # stop requests up to here are handled
+        self._stopped = threading.Event()
+        self._killed = threading.Event()
+        self._slots_changed = threading.Event()
+        self._ended = False
+        self._finished = False
+        self._end_lock = threading.Lock()
+        self.completer = Completer(store, int(config.result_ttl * 1000), self._written)
+        self.fetcher = Fetcher(store, self.local, lambda: self._mean_exec_s)
+        self.deadlines = Deadlines(self._expired)
+        self.monitor = Monitor(
+            store,
+            self.worker_id,
+            config.heartbeat_interval,
+            config.burst_interval,
+            self.fields,
+            self._beat,
+            self._burst,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the slots and threads; raises `RedisUnavailable` if Redis is unreachable."""
+        self.store.ping()
+        self._add_slots(self.config.worker_count, burst=False)
+        self.completer.start()
+        self.fetcher.start()
+        self.monitor.start()
+        log.info(
+            "worker %s serving queue %r with %d slot(s)",
+            self.worker_id,
+            self.config.queue,
+            self.config.worker_count,
+        )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful: fetch nothing new, hand back what was fetched but not started,
+        finish what runs, destroy resources, leave the cluster. A `kill` meanwhile
+        (from another thread) cuts the wait short."""
+        if self._begin_end():
+            self._quiesce()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._killed.is_set() and self._slot_list():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._slots_changed.wait(0.1)
+            self._slots_changed.clear()
+        if not self._killed.is_set():
+            self._finish()
+        self._stopped.wait(timeout)
+
+    def kill(self) -> None:
+        """Immediate: cancel running tasks; after ``kill_grace`` seconds, tasks still
+        running are handed back (daemons) or failed with TaskCancelled (managers)."""
+        self._killed.set()
+        if self._begin_end():
+            self._quiesce()
+        self._cancel_running("killed")
+        deadline = time.monotonic() + self.config.kill_grace
+        for slot in self._slot_list():
+            slot.join(max(0.0, deadline - time.monotonic()))
+        stuck = [job for slot in self._slot_list() if (job := slot.job) and job.settle()]
+        if stuck:
+            self._give_up(stuck)
+        self._finish()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the runtime has stopped."""
+        return self._stopped.wait(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def _begin_end(self) -> bool:
+        with self._end_lock:
+            if self._ended:
+                return False
+            self._ended = True
+            return True
+
+    def _quiesce(self) -> None:
+        self.draining = True
+        self.halting.set()
+        self.fetcher.stop(timeout=5)
+        unstarted = self.local.drain()
+        self.local.close()
+        if unstarted:
+            try:
+                handed = self.store.requeue([job.task_id for job in unstarted])
+                log.info("handed %d fetched but unstarted task(s) back to the queue", handed)
+            except RedisUnavailable as exc:
+                log.error("could not hand back %d task(s): %s", len(unstarted), exc)
+
+    def _cancel_running(self, reason: str) -> None:
+        for slot in self._slot_list():
+            job = slot.job
+            if job is not None:
+                job.cancel(reason)
+
+    def _give_up(self, jobs: list[Job]) -> None:
+        if self.kill_mode is KillMode.REQUEUE:
+            try:
+                self.store.requeue([job.task_id for job in jobs])
+                log.warning("handed %d running task(s) back to the queue", len(jobs))
+            except RedisUnavailable as exc:
+                log.error("could not hand back %d running task(s): %s", len(jobs), exc)
+            return
+        for job in jobs:
+            self.completer.add(
+                Executor.settled_by(
+                    job, FailureKind.CANCELLED, f"task {job.task_id} was cancelled (kill)"
+                )
+            )
+
+    def _finish(self) -> None:
+        with self._end_lock:
+            if self._finished:
+                return
+            self._finished = True
+        self.completer.close(timeout=10)
+        self.deadlines.close()
+        self.monitor.stop()
+        try:
+            self.store.leave(self.worker_id)
+        except RedisUnavailable as exc:
+            log.warning("could not leave the cluster cleanly: %s", exc)
+        self.aloop.close()
+        self._stopped.set()
+        log.info("worker %s stopped", self.worker_id)
+
+    # -- slots --------------------------------------------------------------------------
+    def _slot_list(self) -> list[Slot]:
+        with self._slots_lock:
+            return list(self._slots)
+
+    def _add_slots(self, count: int, burst: bool) -> None:
+        with self._slots_lock:
+            new = []
+            for _ in range(count):
+                slot = Slot(self, self._next_index, burst)
+                self._next_index += 1
+                self._slots.append(slot)
+                new.append(slot)
+        for slot in new:
+            slot.start()
+
+    def slot_exited(self, slot: Slot) -> None:
+        with self._slots_lock:
+            if slot in self._slots:
+                self._slots.remove(slot)
+        self._slots_changed.set()
+        if not self.draining and not slot.retiring:
+            log.error("%s exited unexpectedly; starting a replacement", slot.name)
+            self._add_slots(1, slot.burst)
+
+    def execute(self, job: Job, resource: Any) -> Report:
+        """Run a job in the calling slot and hand its report to the completer."""
+        report = self.executor.run(job, resource, self._started)
+        if job.settle():
+            self.completer.add(report)
+        return report
+
+    def _started(self, job: Job) -> None:
+        if job.ctx is not None and job.ctx.deadline is not None:
+            self.deadlines.add(job, job.ctx.deadline)
+
+    def _expired(self, job: Job) -> None:
+        job.cancel("timeout")
+        if job.settle():
+            self.completer.add(
+                Executor.settled_by(job, FailureKind.TIMEOUT, f"task {job.task_id} timed out")
+            )
+
+    def _written(self, reports: list[Report]) -> None:
+        for r in reports:
+            if r.exec_s is not None:
+                m = self._mean_exec_s
+                self._mean_exec_s = r.exec_s if m is None else 0.9 * m + 0.1 * r.exec_s
+            if r.status != "retried":
+                self._completed_since_tick += 1
+
+    # -- monitor callbacks --------------------------------------------------------------
+    def fields(self) -> dict[str, Any]:
+        slots = self._slot_list()
+        active = sum(1 for s in slots if s.ready)
+        running = sum(1 for s in slots if s.job is not None)
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_ms": self._started_ms,
+            "base": self.config.worker_count,
+            "active": active,
+            "burst": sum(1 for s in slots if s.burst and s.ready),
+            "running": running,
+            "idle": max(0, active - running) + self._extra_idle(),
+        }
+
+    def _beat(self, hb: Heartbeat) -> None:
+        asked = max(hb.stop_all_ms or 0, hb.stop_me_ms or 0)
+        if asked > self._stop_seen_ms and not self.draining:
+            log.info("stop requested through Redis")
+            self._stop_seen_ms = asked
+            if self._on_stop_request is not None:
+                self._on_stop_request()
+
+    def _burst(self, hb: Heartbeat) -> None:
+        if self.draining:
+            return
+        slots = self._slot_list()
+        backlog = hb.pending + hb.priority + len(self.local)
+        sample = BurstSample(
+            slots=len(slots),
+            busy=sum(1 for s in slots if s.job is not None or not s.ready),
+            backlog=backlog,
+            previous_backlog=self._previous_backlog,
+            completed=self._completed_since_tick,
+        )
+        self._previous_backlog = backlog
+        self._completed_since_tick = 0
+        delta = burst_delta(self.config.worker_count, self.config.burst_limit, sample)
+        if delta > 0:
+            log.info("backlog %d: adding %d burst slot(s)", backlog, delta)
+            self._add_slots(delta, burst=True)
+        elif delta < 0:
+            idle_burst = [s for s in slots if s.burst and s.job is None and not s.retiring]
+            for slot in idle_burst[:-delta]:
+                slot.retiring = True
+            if idle_burst:
+                log.info("queue empty: retiring %d burst slot(s)", min(-delta, len(idle_burst)))
+            self.local.wake()

@@ -1,0 +1,98 @@
+"""Tasks and a worker Config for tests that run real `tasker-worker` processes.
+
+Resource lifecycle events are appended to the file named by $TASKER_TEST_EVENTS (one
+line each: "create <id>" / "destroy <id>"), so a test can see what a daemon did.
+Settings come from environment variables so each test can shape its daemon.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+from tasker_dist import Config, TaskContext
+
+_ids = itertools.count(1)
+
+
+class Unhealthy(Exception):
+    """An error that `check_health` judges unhealthy (the resource must be replaced)."""
+
+
+class Resource:
+    def __init__(self) -> None:
+        self.id = f"{os.getpid()}-{next(_ids)}"
+        self.used = 0
+
+
+def _event(line: str) -> None:
+    path = os.environ.get("TASKER_TEST_EVENTS")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def create() -> Resource:
+    delay = float(os.environ.get("TASKER_TEST_CREATE_DELAY", "0"))
+    if delay:
+        time.sleep(delay)
+    r = Resource()
+    _event(f"create {r.id}")
+    return r
+
+
+def destroy(r: Resource) -> None:
+    _event(f"destroy {r.id}")
+
+
+def healthy(exc: BaseException) -> bool:
+    return not isinstance(exc, Unhealthy)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+config = Config(
+    on_create=create,
+    on_destroy=destroy,
+    worker_count=_env_int("TASKER_TEST_WORKERS", 2),
+    max_worker_count=_env_int("TASKER_TEST_MAX_WORKERS", 0) or None,
+    check_health=healthy,
+    max_retries=_env_int("TASKER_TEST_MAX_RETRIES", 2),
+    burst_interval=float(os.environ.get("TASKER_TEST_BURST_INTERVAL", "0.2")),
+    heartbeat_interval=float(os.environ.get("TASKER_TEST_HEARTBEAT", "0.2")),
+    kill_grace=float(os.environ.get("TASKER_TEST_KILL_GRACE", "1.0")),
+)
+
+
+def resource_id(ctx: TaskContext, r: Resource) -> str:
+    return r.id
+
+
+def sleep_then(ctx: TaskContext, r: Resource, seconds: float, value: Any) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+def wait_cancel(ctx: TaskContext, r: Resource, seconds: float) -> str:
+    """Waits cooperatively; returns "cancelled" if cancelled first."""
+    if ctx.wait(seconds):
+        ctx.raise_if_cancelled()
+    return "finished"
+
+
+def ignore_cancel(ctx: TaskContext, r: Resource, seconds: float) -> str:
+    """A task that does not cooperate with cancellation."""
+    time.sleep(seconds)
+    return "finished"
+
+
+def unhealthy(ctx: TaskContext, r: Resource) -> None:
+    raise Unhealthy(f"resource {r.id} broke")
+
+
+def exit_now(ctx: TaskContext, r: Resource, code: int) -> None:
+    raise SystemExit(code)
