@@ -5,6 +5,7 @@ from tasker_dist import Config, TaskManager, Producer, AsyncProducer, TaskContex
 
 from __future__ import annotations
 
+from .aproducer import AsyncProducer
 from .config import Config
 from .context import TaskContext
 from .errors import (
@@ -28,6 +29,7 @@ from .producer import Producer
 from .stats import Metrics, Stats, WorkerInfo
 
 __all__ = [
+    "AsyncProducer",
     "Config",
     "ConfigError",
     "EmbeddedServerError",

@@ -27,7 +27,8 @@ def _options(timeout: float, blocking: bool) -> dict[str, Any]:
         "socket_timeout": timeout + (BLOCK_S if blocking else 0.0),
         "socket_keepalive": True,
         "health_check_interval": 30,
-        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        # A blocking read is not retried: `interrupt_wait` ends it by closing its socket.
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=0 if blocking else 2),
     }
 
 

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from .config import check_queue_name, resolve_redis_url
-from .errors import ConfigError, ShuttingDown, TaskNotFound
+from .base_producer import BaseProducer, Callback
 from .listener import ResultListener, TaskFuture
 from .stats import Metrics, Stats, build_metrics, build_stats
-from .store import QueueStore
-from .submission import Options, Task, build_task, build_tasks
+from .submission import Options, Task, build_task, build_tasks, chunks
 
 __all__ = ["Producer"]
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
-Callback = Callable[[Any, BaseException | None], Any]
 
 
-class Producer:
+class Producer(BaseProducer):
     """Queues tasks on one queue; `tasker-worker` daemons (or a `TaskManager`) run them.
 
     The queueing methods take ``(fn, *args, **kwargs)`` and call
@@ -42,23 +34,7 @@ class Producer:
         connect_timeout: float = 5.0,
         task_timeout: float | None = None,
     ) -> None:
-        url = resolve_redis_url(redis_url)
-        if url is None:
-            raise ConfigError(
-                "redis_url is required for a Producer (or set $TASKER_REDIS_URL); "
-                "a TaskManager can start a local server instead"
-            )
-        self.queue = check_queue_name(queue)
-        self._task_timeout = task_timeout
-        self._store = QueueStore(url, self.queue, connect_timeout)
-        self._listener: ResultListener | None = None
-        self._callbacks: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    @property
-    def redis_url(self) -> str:
-        return self._store.url
+        super().__init__(redis_url, queue, connect_timeout, task_timeout)
 
     # -- queueing -----------------------------------------------------------------------
     def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -125,9 +101,8 @@ class Producer:
         ``chunk`` tasks per round trip; returns the task ids in order."""
         tasks = build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)), None)
         self._check_open()
-        for start in range(0, len(tasks), chunk):
-            part = tasks[start : start + chunk]
-            self._store.enqueue([(t.task_id, t.payload) for t in part], priority)
+        for part in chunks(tasks, chunk):
+            self._store.enqueue(part, priority)
         return [t.task_id for t in tasks]
 
     def result(self, task_id: str, timeout: float | None = None) -> Any:
@@ -143,10 +118,7 @@ class Producer:
             data = self._store.get_result(task_id)
             if data is None:
                 listener.discard(task_id)
-                raise TaskNotFound(
-                    f"no task {task_id} on queue {self.queue!r} "
-                    "(never queued, or its result expired)"
-                )
+                raise self._not_found(task_id)
         try:
             return future.result(timeout)
         except FutureTimeout:
@@ -162,20 +134,16 @@ class Producer:
         """Cluster-wide counters, execution-time percentiles and recent rates."""
         return build_metrics(self._store.read_cluster())
 
+    def request_stop(self, worker_id: str | None = None) -> None:
+        """Ask every daemon serving this queue (or the one with ``worker_id``, as listed
+        in `stats`) to stop gracefully, as SIGTERM would."""
+        self._store.request_stop(worker_id)
+
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
         """Stop listening for results; waiting calls fail with `ShuttingDown`."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.fail_all(lambda _id: ShuttingDown("producer closed"))
-            listener.close()
-        if self._callbacks is not None:
-            self._callbacks.shutdown(wait=True)
-        self._store.close()
+        if self._close_listener():
+            self._store.close()
 
     def __enter__(self) -> Producer:
         return self
@@ -184,22 +152,6 @@ class Producer:
         self.close()
 
     # -- internals ----------------------------------------------------------------------
-    def _options(self, options: Options) -> Options:
-        if options.timeout is None and self._task_timeout is not None:
-            return Options(options.priority, options.once, self._task_timeout)
-        return options
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ShuttingDown("producer is closed")
-
-    def _ensure_listener(self) -> ResultListener:
-        with self._lock:
-            self._check_open()
-            if self._listener is None:
-                self._listener = ResultListener(self._store)
-            return self._listener
-
     def _submit(
         self,
         fn: Callable[..., T],
@@ -219,24 +171,3 @@ class Producer:
             listener.discard(task.task_id)
             raise
         return future
-
-    def _run_callback(self, callback: Callback, future: Future[Any]) -> None:
-        with self._lock:
-            if self._callbacks is None and not self._closed:
-                self._callbacks = ThreadPoolExecutor(4, thread_name_prefix="tasker-callback")
-            pool = self._callbacks
-        try:
-            if pool is not None:
-                pool.submit(_call_back, callback, future)
-                return
-        except RuntimeError:  # closed meanwhile: run it here rather than drop it
-            pass
-        _call_back(callback, future)
-
-
-def _call_back(callback: Callback, future: Future[Any]) -> None:
-    error = future.exception()
-    try:
-        callback(None if error is not None else future.result(), error)
-    except Exception:
-        log.exception("task callback %r raised", callback)

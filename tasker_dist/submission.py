@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from . import codec
 from .callables import dumps_callable
 from .envelope import FLAG_ONCE, TaskEnvelope, encode_task
 
-__all__ = ["Options", "Task", "build_task", "build_tasks", "new_task_id"]
+__all__ = ["Options", "Task", "build_task", "build_tasks", "chunks", "new_task_id"]
 
 
 def new_task_id() -> str:
@@ -78,3 +78,11 @@ def _build(
         timeout=options.timeout,
     )
     return Task(task_id, encode_task(envelope))
+
+
+def chunks(tasks: Sequence[Task], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    """``(id, payload)`` pairs in groups of at most ``size``: one enqueue call each."""
+    if size < 1:
+        raise ValueError(f"chunk must be >= 1, got {size}")
+    for start in range(0, len(tasks), size):
+        yield [(t.task_id, t.payload) for t in tasks[start : start + size]]

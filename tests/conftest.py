@@ -22,8 +22,12 @@ WORKER_BIN = str(Path(sys.executable).parent / "tasker-worker")
 TASKER_BIN = str(Path(sys.executable).parent / "tasker")
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 10.0,
-               interval: float = 0.01, message: str = "condition") -> object:
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    message: str = "condition",
+) -> object:
     """Poll ``condition`` until it returns something truthy; fail the test at ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -104,8 +108,9 @@ def start_worker(
     """Start ``tasker-worker <config> --redis-url <test server> --queue <test queue>``."""
     started: list[WorkerProcess] = []
 
-    def start(config: str = "tests.tasks:config", *extra: str,
-              env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(
+        config: str = "tests.tasks:config", *extra: str, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         args = [config, "--redis-url", redis_url, "--queue", queue, *extra]
         proc = WorkerProcess(args, full_env, tmp_path / f"worker-{len(started)}.log")

@@ -1,0 +1,174 @@
+"""`AsyncProducer`: `Producer` for asyncio code (FastAPI and friends).
+
+Queueing and reads go through an asyncio Redis client, so the event loop never blocks;
+results arrive through the same background listener as in `Producer` and resolve
+awaitables on the caller's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from .astore import AsyncQueueStore
+from .base_producer import BaseProducer, Callback
+from .stats import Metrics, Stats, build_metrics, build_stats
+from .submission import Options, build_task, build_tasks, chunks
+
+__all__ = ["AsyncProducer"]
+
+T = TypeVar("T")
+
+
+class AsyncProducer(BaseProducer):
+    """The queueing methods of `Producer` as coroutines.
+
+    ``await queue_task(fn, ...)`` returns the task's value (or raises its exception);
+    ``await queue_task_async(fn, ...)`` queues and returns an `asyncio.Future` for the
+    outcome; ``await enqueue(fn, ...)`` returns the task id.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        queue: str = "default",
+        *,
+        connect_timeout: float = 5.0,
+        task_timeout: float | None = None,
+    ) -> None:
+        super().__init__(redis_url, queue, connect_timeout, task_timeout)
+        self._astore = AsyncQueueStore(self.redis_url, self.queue, connect_timeout)
+
+    async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Queue ``fn`` and wait for its result; raises what the task raised."""
+        return await (await self._submit(fn, args, kwargs, Options()))
+
+    async def queue_task_with_priority(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Like `queue_task`, on the priority lane."""
+        return await (await self._submit(fn, args, kwargs, Options(priority=True)))
+
+    async def queue_task_once(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Like `queue_task`, never retried after an unhealthy error."""
+        return await (await self._submit(fn, args, kwargs, Options(once=True)))
+
+    async def queue_task_with_priority_once(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Priority lane, one attempt only."""
+        return await (await self._submit(fn, args, kwargs, Options(priority=True, once=True)))
+
+    async def queue_task_async(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[T]:
+        """Queue ``fn`` now; the returned future resolves with its outcome."""
+        return await self._submit(fn, args, kwargs, Options())
+
+    async def queue_task_with_callback(
+        self, fn: Callable[..., T], callback: Callback, /, *args: Any, **kwargs: Any
+    ) -> str:
+        """Queue ``fn``; ``callback(result, error)`` runs later on a callback thread."""
+        listener = self._ensure_listener()
+        task = build_task(fn, args, kwargs, self._options(Options()), listener.channel)
+        future = listener.expect(task.task_id)
+        future.add_done_callback(lambda f: self._run_callback(callback, f))
+        await self._send(task.task_id, task.payload, False)
+        return task.task_id
+
+    async def submit(
+        self,
+        fn: Callable[..., T],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        priority: bool = False,
+        once: bool = False,
+        timeout: float | None = None,
+    ) -> asyncio.Future[T]:
+        """The options form (see `Producer.submit`)."""
+        return await self._submit(fn, args, kwargs or {}, Options(priority, once, timeout))
+
+    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
+        """Queue ``fn`` without waiting; returns the task id."""
+        task = build_task(fn, args, kwargs, self._options(Options()), None)
+        self._check_open()
+        await self._astore.enqueue([(task.task_id, task.payload)])
+        return task.task_id
+
+    async def enqueue_many(
+        self,
+        fn: Callable[..., Any],
+        calls: Iterable[Sequence[Any]],
+        *,
+        priority: bool = False,
+        chunk: int = 1000,
+    ) -> list[str]:
+        """Queue ``fn(ctx, resource, *args)`` for each ``args``; returns the ids in order."""
+        tasks = build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)), None)
+        self._check_open()
+        for part in chunks(tasks, chunk):
+            await self._astore.enqueue(part, priority)
+        return [t.task_id for t in tasks]
+
+    async def result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The result of any task by id (see `Producer.result`)."""
+        listener = self._ensure_listener()
+        future = listener.watch(task_id)
+        if (
+            not future.done()
+            and not await self._astore.task_known(task_id)
+            and await self._astore.get_result(task_id) is None
+        ):
+            listener.discard(task_id)
+            raise self._not_found(task_id)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            listener.discard(task_id)
+            raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
+
+    async def stats(self) -> Stats:
+        """Cluster-wide stats (SPEC §5)."""
+        return build_stats(await self._astore.read_cluster())
+
+    async def metrics(self) -> Metrics:
+        """Cluster-wide metrics (SPEC §5)."""
+        return build_metrics(await self._astore.read_cluster())
+
+    async def close(self) -> None:
+        """Stop listening; waiting calls fail with `ShuttingDown`."""
+        if self._close_listener():
+            await self._astore.close()
+            self._store.close()
+
+    async def __aenter__(self) -> AsyncProducer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _submit(
+        self,
+        fn: Callable[..., T],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Options,
+    ) -> asyncio.Future[T]:
+        listener = self._ensure_listener()
+        task = build_task(fn, args, kwargs, self._options(options), listener.channel)
+        future = listener.expect(task.task_id)
+        await self._send(task.task_id, task.payload, options.priority)
+        return asyncio.wrap_future(future)
+
+    async def _send(self, task_id: str, payload: bytes, priority: bool) -> None:
+        try:
+            await self._astore.enqueue([(task_id, payload)], priority)
+        except BaseException:
+            self._listener_discard(task_id)
+            raise
+
+    def _listener_discard(self, task_id: str) -> None:
+        if self._listener is not None:
+            self._listener.discard(task_id)

@@ -1,0 +1,110 @@
+"""`BaseProducer`: what `Producer` and `AsyncProducer` share, none of it awaiting.
+
+Both listen for results on one background `ResultListener` (a thread with one pub/sub
+connection), so the asyncio producer resolves its awaitables from the same machinery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .config import check_queue_name, resolve_redis_url
+from .errors import ConfigError, ShuttingDown, TaskNotFound
+from .listener import ResultListener
+from .store import QueueStore
+from .submission import Options
+
+__all__ = ["BaseProducer", "Callback"]
+
+log = logging.getLogger("tasker_dist.producer")
+
+Callback = Callable[[Any, BaseException | None], Any]
+
+
+class BaseProducer:
+    def __init__(
+        self,
+        redis_url: str | None,
+        queue: str,
+        connect_timeout: float,
+        task_timeout: float | None,
+    ) -> None:
+        url = resolve_redis_url(redis_url)
+        if url is None:
+            raise ConfigError(
+                "redis_url is required for a Producer (or set $TASKER_REDIS_URL); "
+                "a TaskManager can start a local server instead"
+            )
+        self.queue = check_queue_name(queue)
+        self._task_timeout = task_timeout
+        self._store = QueueStore(url, self.queue, connect_timeout)
+        self._listener: ResultListener | None = None
+        self._callbacks: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def redis_url(self) -> str:
+        return self._store.url
+
+    def _options(self, options: Options) -> Options:
+        if options.timeout is None and self._task_timeout is not None:
+            return Options(options.priority, options.once, self._task_timeout)
+        return options
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShuttingDown("producer is closed")
+
+    def _ensure_listener(self) -> ResultListener:
+        with self._lock:
+            self._check_open()
+            if self._listener is None:
+                self._listener = ResultListener(self._store)
+            return self._listener
+
+    def _not_found(self, task_id: str) -> TaskNotFound:
+        return TaskNotFound(
+            f"no task {task_id} on queue {self.queue!r} (never queued, or its result expired)"
+        )
+
+    def _run_callback(self, callback: Callback, future: Future[Any]) -> None:
+        """Run ``callback(result, error)`` on a callback thread, so a slow callback never
+        holds up the listener."""
+        with self._lock:
+            if self._callbacks is None and not self._closed:
+                self._callbacks = ThreadPoolExecutor(4, thread_name_prefix="tasker-callback")
+            pool = self._callbacks
+        try:
+            if pool is not None:
+                pool.submit(_call_back, callback, future)
+                return
+        except RuntimeError:  # closed meanwhile: run it here rather than drop it
+            pass
+        _call_back(callback, future)
+
+    def _close_listener(self) -> bool:
+        """Mark closed and fail every waiting call; False if already closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.fail_all(lambda _id: ShuttingDown("producer closed"))
+            listener.close()
+        if self._callbacks is not None:
+            self._callbacks.shutdown(wait=True)
+        return True
+
+
+def _call_back(callback: Callback, future: Future[Any]) -> None:
+    error = future.exception()
+    try:
+        callback(None if error is not None else future.result(), error)
+    except Exception:
+        log.exception("task callback %r raised", callback)

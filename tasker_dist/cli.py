@@ -1,0 +1,121 @@
+"""``tasker``: inspect and control a tasker-dist cluster (SPEC §6).
+
+tasker demo                      the whole system on this machine, with live stats
+tasker stats   [--json]          workers and queues of the cluster
+tasker metrics [--json]          cluster-wide counters, percentiles, rates
+tasker stop    [--worker ID]     ask every daemon (or one) to stop gracefully
+tasker server                    run a private local server and print its URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from .config import resolve_redis_url
+from .errors import ConfigError, TaskerError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tasker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a local cluster with producers and live stats")
+    demo.add_argument("--tasks", type=int, default=4000)
+    demo.add_argument("--workers", type=int, default=2, help="tasker-worker daemons")
+    demo.add_argument("--producers", type=int, default=2)
+    demo.add_argument("--slots", type=int, default=4, help="base slots per daemon")
+
+    for name, text in (("stats", "workers and queues"), ("metrics", "counters and timings")):
+        cmd = sub.add_parser(name, help=f"show the cluster's {text}")
+        _target(cmd)
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+
+    stop = sub.add_parser("stop", help="ask daemons to stop gracefully")
+    _target(stop)
+    stop.add_argument("--worker", help="one worker id (see `tasker stats`); default: all")
+
+    sub.add_parser("server", help="run a local Redis-compatible server until interrupted")
+    return p
+
+
+def _target(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--redis-url", help="default: $TASKER_REDIS_URL")
+    cmd.add_argument("--queue", default="default")
+
+
+def _url(args: argparse.Namespace) -> str:
+    url = resolve_redis_url(args.redis_url)
+    if url is None:
+        raise ConfigError("pass --redis-url or set $TASKER_REDIS_URL")
+    return url
+
+
+def _show(value: Any, as_json: bool) -> None:
+    data = dataclasses.asdict(value)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    for key, item in data.items():
+        if key == "workers":
+            print(f"{'workers':<24}{len(item)} daemon(s)")
+            for w in item:
+                print(
+                    f"  {w['worker_id']:<32} host {w['host']:<16} pid {w['pid']:<8} "
+                    f"slots {w['active_workers']} running {w['running_tasks']}"
+                )
+        elif isinstance(item, float):
+            print(f"{key:<24}{item:.6g}")
+        else:
+            print(f"{key:<24}{item}")
+
+
+def _serve() -> int:
+    from .embedded import EmbeddedServer
+
+    with EmbeddedServer.start() as server:
+        print(server.url, flush=True)
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        done.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from .demo import DemoOptions, run_demo
+
+            return run_demo(DemoOptions(args.tasks, args.workers, args.producers, args.slots))
+        if args.command == "server":
+            return _serve()
+        from .producer import Producer
+
+        with Producer(_url(args), args.queue) as producer:
+            if args.command == "stats":
+                _show(producer.stats(), args.json)
+            elif args.command == "metrics":
+                _show(producer.metrics(), args.json)
+            elif args.command == "stop":
+                producer.request_stop(args.worker)
+                print("stop requested" + (f" for {args.worker}" if args.worker else ""))
+        return 0
+    except ValueError as exc:  # ConfigError included
+        print(f"tasker: {exc}", file=sys.stderr)
+        return 2
+    except TaskerError as exc:
+        print(f"tasker: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

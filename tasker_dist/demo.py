@@ -1,0 +1,160 @@
+"""``tasker demo``: the whole system on one machine, in one command.
+
+Starts a private Redis-compatible server, several ``tasker-worker`` daemons, and producer
+threads that queue a few thousand tasks; shows a live progress bar with cluster stats;
+then stops the daemons with SIGTERM, stops the server and removes every temp file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .demo_tasks import price_order
+from .embedded import EmbeddedServer
+from .producer import Producer
+from .stats import Metrics, Stats
+
+__all__ = ["DemoOptions", "run_demo"]
+
+QUEUE = "demo"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    tasks: int = 4000
+    workers: int = 2
+    producers: int = 2
+    slots: int = 4
+
+
+def _start_workers(url: str, options: DemoOptions, logdir: str) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "TASKER_DEMO_SLOTS": str(options.slots),
+        "TASKER_DEMO_MAX_SLOTS": str(options.slots * 2),
+    }
+    procs = []
+    for i in range(options.workers):
+        log = open(os.path.join(logdir, f"worker-{i}.log"), "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tasker_dist.worker", "tasker_dist.demo_tasks:config",
+             "--redis-url", url, "--queue", QUEUE],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        ))  # fmt: skip
+        log.close()  # the child keeps its own descriptor
+    return procs
+
+
+def _produce(url: str, first: int, count: int, errors: list[BaseException]) -> None:
+    """One producer: queue ``count`` orders in small batches, a few on the priority lane."""
+    try:
+        with Producer(url, QUEUE) as producer:
+            batch = 100
+            for start in range(first, first + count, batch):
+                size = min(batch, first + count - start)
+                orders = [(n,) for n in range(start, start + size)]
+                producer.enqueue_many(price_order, orders, priority=start % 1000 == 0)
+                time.sleep(0.02)  # a steady stream, as from a web app, not one burst
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // max(total, 1)
+    return "#" * filled + "." * (width - filled)
+
+
+def _line(total: int, stats: Stats, m: Metrics) -> str:
+    done = m.total_tasks_completed + m.total_tasks_failed
+    return (
+        f"[{_bar(done, total)}] {done:>5}/{total} {100 * done // max(total, 1):>3}%  "
+        f"daemons {len(stats.workers)} slots {stats.active_workers:>2}  "
+        f"queued {stats.queued_tasks + stats.priority_tasks:>5}  "
+        f"running {stats.running_tasks:>2}  ok {m.total_tasks_completed:>5}  "
+        f"failed {m.total_tasks_failed:>3}  p95 {m.p95_execution_time * 1000:5.1f} ms  "
+        f"{m.task_completion_rate:6.0f}/s"
+    )
+
+
+def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    tty = out.isatty()
+    logdir = tempfile.mkdtemp(prefix="tasker-demo-")
+    server = EmbeddedServer.start()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        print(f"Redis-compatible server on {server.url}", file=out)
+        workers = _start_workers(server.url, options, logdir)
+        monitor = Producer(server.url, QUEUE)
+        deadline = time.monotonic() + 30
+        while len(monitor.stats().workers) < options.workers:
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                print("workers did not start; see their logs:", file=out)
+                for path in sorted(Path(logdir).iterdir()):
+                    print(path.read_text(errors="replace"), file=out)
+                return 1
+            time.sleep(0.05)
+        print(
+            f"{options.workers} tasker-worker daemons up; {options.producers} producers "
+            f"queueing {options.tasks} tasks",
+            file=out,
+        )
+        errors: list[BaseException] = []
+        share = options.tasks // options.producers
+        producers = [
+            threading.Thread(target=_produce, args=(
+                server.url, i * share,
+                share if i < options.producers - 1 else options.tasks - i * share, errors))
+            for i in range(options.producers)
+        ]  # fmt: skip
+        for t in producers:
+            t.start()
+        last_print = 0.0
+        while True:
+            stats, metrics = monitor.stats(), monitor.metrics()
+            done = metrics.total_tasks_completed + metrics.total_tasks_failed
+            now = time.monotonic()
+            if tty:
+                out.write("\r" + _line(options.tasks, stats, metrics))
+                out.flush()
+            elif now - last_print >= 1.0 or done >= options.tasks:
+                print(_line(options.tasks, stats, metrics), file=out)
+                last_print = now
+            if done >= options.tasks or errors:
+                break
+            time.sleep(0.2)
+        for t in producers:
+            t.join()
+        if tty:
+            out.write("\n")
+        if errors:
+            print(f"a producer failed: {errors[0]!r}", file=out)
+            return 1
+        m = monitor.metrics()
+        print(
+            f"done: {m.total_tasks_completed} completed, {m.total_tasks_failed} failed "
+            f"(by design, 1 in 200), p50 {m.p50_execution_time * 1000:.1f} ms, "
+            f"p99 {m.p99_execution_time * 1000:.1f} ms, "
+            f"average wait {m.average_wait_time * 1000:.1f} ms",
+            file=out,
+        )
+        monitor.close()
+        return 0
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        codes = [w.wait(30) for w in workers]
+        if workers:
+            print(f"daemons stopped (exit codes {codes}); stopping the server", file=out)
+        server.stop()
+        shutil.rmtree(logdir, ignore_errors=True)

@@ -1,0 +1,535 @@
+"""TaskManager against a real Redis server: SPEC §3, §4 and the Go bugs of §9."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from tasker_dist import (
+    Config,
+    MaxRetriesExceeded,
+    RemoteTraceback,
+    SerializationError,
+    ShuttingDown,
+    TaskCancelled,
+    TaskContext,
+    TaskError,
+    TaskManager,
+    TaskTimeout,
+)
+
+from .conftest import wait_until
+
+
+class Res:
+    """A live resource: tests read what tasks did to it (tasks get copies of the rest)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.gate = threading.Event()
+        self.ran: list[Any] = []
+
+
+class Tracker:
+    """on_create/on_destroy that record what happened, in order."""
+
+    def __init__(self, create_delay: float = 0.0, fail_first: int = 0) -> None:
+        self.events: list[str] = []
+        self.resources: list[Res] = []
+        self.lock = threading.Lock()
+        self.create_delay = create_delay
+        self.fail_first = fail_first
+        self.creating = 0
+        self.max_alive = 0
+        self.alive = 0
+
+    def create(self) -> Res:
+        with self.lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                raise ConnectionError("backend not ready")
+            self.creating += 1
+            self.alive += 1
+            self.max_alive = max(self.max_alive, self.alive)
+        time.sleep(self.create_delay)
+        with self.lock:
+            self.creating -= 1
+            r = Res(len(self.resources))
+            self.resources.append(r)
+            self.events.append(f"create {r.n}")
+        return r
+
+    def destroy(self, r: Res) -> None:
+        with self.lock:
+            self.alive -= 1
+            self.events.append(f"destroy {r.n}")
+
+    def count(self, kind: str) -> int:
+        with self.lock:
+            return sum(1 for e in self.events if e.startswith(kind))
+
+
+class Unhealthy(Exception):
+    pass
+
+
+@pytest.fixture
+def make_manager(redis_url: str, queue: str) -> Iterator[Callable[..., TaskManager[Res]]]:
+    managers: list[TaskManager[Res]] = []
+
+    def make(tracker: Tracker | None = None, **kwargs: Any) -> TaskManager[Res]:
+        t = tracker or Tracker()
+        kwargs.setdefault("heartbeat_interval", 0.1)
+        kwargs.setdefault("burst_interval", 0.1)
+        m = TaskManager(
+            Config(
+                on_create=t.create,
+                on_destroy=t.destroy,
+                redis_url=redis_url,
+                queue=queue,
+                check_health=lambda e: not isinstance(e, Unhealthy),
+                **kwargs,
+            )
+        )
+        managers.append(m)
+        return m
+
+    yield make
+    for m in managers:
+        m.kill()
+
+
+def test_queue_task_passes_arguments_and_returns_value(make_manager: Callable[..., Any]) -> None:
+    m = make_manager(worker_count=2)
+    assert m.queue_task(lambda ctx, r, a, b=0: (a * b, ctx.task_id != ""), 6, b=7) == (42, True)
+
+
+def test_task_sees_copies_of_captured_objects(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    captured = [1, 2]
+
+    def mutate(ctx: TaskContext, r: Res) -> list[int]:
+        captured.append(3)
+        return captured
+
+    assert m.queue_task(mutate) == [1, 2, 3]
+    assert captured == [1, 2]  # the caller's list is untouched, as on another host
+
+
+def test_task_exception_is_reraised_with_remote_traceback(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+
+    def broken_task(ctx: TaskContext, r: Res) -> None:
+        raise KeyError("sku-42")
+
+    with pytest.raises(KeyError, match="sku-42") as info:
+        m.queue_task(broken_task)
+    assert isinstance(info.value.__cause__, RemoteTraceback)
+    assert "broken_task" in info.value.__cause__.tb
+    assert any("Remote traceback" in n for n in info.value.__notes__)
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(f"{a}/{b}")  # unpickling calls NeedsTwoArgs("a/b") and fails
+
+
+def test_exception_that_cannot_be_rebuilt_becomes_task_error(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager()
+
+    def task(ctx: TaskContext, r: Res) -> None:
+        raise NeedsTwoArgs("x", "y")
+
+    with pytest.raises(TaskError) as info:
+        m.queue_task(task)
+    assert "NeedsTwoArgs" in info.value.type_name
+    assert info.value.message == "x/y"
+
+
+def test_callback_runs_later_with_result_or_error(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    got: list[tuple[Any, Any]] = []
+    done = threading.Event()
+
+    def callback(result: Any, error: BaseException | None) -> None:
+        got.append((result, error))
+        if len(got) == 2:
+            done.set()
+
+    def slow(ctx: TaskContext, r: Res) -> int:
+        time.sleep(0.2)
+        return 35
+
+    start = time.monotonic()
+    task_id = m.queue_task_with_callback(slow, callback)
+    assert time.monotonic() - start < 0.2  # returned before the task finished
+    assert isinstance(task_id, str)
+    m.queue_task_with_callback(lambda ctx, r: 1 / 0, callback)
+    assert done.wait(10)
+    assert (35, None) in got
+    errors = [e for _, e in got if e is not None]
+    assert len(errors) == 1
+    assert isinstance(errors[0], ZeroDivisionError)
+
+
+def test_queue_task_async_returns_future(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    futures = [m.queue_task_async(lambda ctx, r, i: i * i, i) for i in range(50)]
+    assert all(isinstance(f, Future) for f in futures)
+    assert [f.result(10) for f in futures] == [i * i for i in range(50)]
+
+
+def test_async_def_tasks_and_async_on_create(redis_url: str, queue: str) -> None:
+    async def create() -> dict[str, str]:
+        await asyncio.sleep(0.01)
+        return {"kind": "async"}
+
+    async def task(ctx: TaskContext, r: dict[str, str], x: int) -> str:
+        await asyncio.sleep(0.01)
+        return f"{r['kind']}-{x}"
+
+    with TaskManager(Config(on_create=create, redis_url=redis_url, queue=queue)) as m:
+        assert m.queue_task(task, 7) == "async-7"
+
+
+def test_priority_tasks_are_served_strictly_first(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1)
+
+    def block(ctx: TaskContext, r: Res) -> None:
+        r.gate.wait(10)
+
+    def record(ctx: TaskContext, r: Res, label: str) -> None:
+        r.ran.append(label)
+
+    blocker = m.queue_task_async(block)
+    wait_until(lambda: m.stats().running_tasks == 1, message="the slot to be busy")
+    futures = [m.queue_task_async(record, f"normal-{i}") for i in range(5)]
+    futures += [m.submit(record, (f"priority-{i}",), priority=True) for i in range(3)]
+    tracker.resources[0].gate.set()
+    for f in [blocker, *futures]:
+        f.result(10)
+    ran = tracker.resources[0].ran
+    assert ran[:3] == ["priority-0", "priority-1", "priority-2"]
+    assert ran[3:] == [f"normal-{i}" for i in range(5)]
+
+
+def test_queue_task_with_priority_blocks_for_result(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    assert m.queue_task_with_priority(lambda ctx, r: "p") == "p"
+    assert m.queue_task_with_priority_once(lambda ctx, r: "po") == "po"
+
+
+def test_healthy_error_fails_once_and_keeps_the_resource(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1)
+    with pytest.raises(ValueError, match="bad input"):
+        m.queue_task(lambda ctx, r: (_ for _ in ()).throw(ValueError("bad input")))
+    assert m.queue_task(lambda ctx, r: r.n) == 0  # the same resource serves the next task
+    assert tracker.count("create") == 1
+    assert m.metrics().total_tasks_retried == 0
+
+
+def test_unhealthy_error_replaces_resource_and_retries(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1, max_retries=2)
+
+    def flaky(ctx: TaskContext, r: Res) -> str:
+        if ctx.attempt == 0:
+            raise Unhealthy("connection reset")
+        return f"attempt {ctx.attempt} on resource {r.n}"
+
+    assert m.queue_task(flaky) == "attempt 1 on resource 1"
+    assert tracker.events[:3] == ["create 0", "destroy 0", "create 1"]
+    assert m.metrics().total_tasks_retried == 1
+
+
+def test_max_retries_exceeded_and_slots_are_never_lost(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=2, max_retries=2)
+    attempts: list[int] = []
+
+    def always_broken(ctx: TaskContext, r: Res) -> None:
+        raise Unhealthy(f"attempt {ctx.attempt}")
+
+    for _ in range(3):
+        with pytest.raises(MaxRetriesExceeded, match="max retries exceeded: attempt 2") as info:
+            m.queue_task(always_broken)
+        assert isinstance(info.value.__cause__, Unhealthy)
+    del attempts
+    # 3 tasks x 3 attempts destroyed 9 resources; every slot was replaced (Go lost them).
+    wait_until(
+        lambda: tracker.count("destroy") == 9 and m.stats().active_workers == 2,
+        message="slots to be replaced",
+    )
+    assert m.queue_task(lambda ctx, r: "still serving") == "still serving"
+    assert m.metrics().total_tasks_retried == 6
+
+
+def test_max_retries_zero_means_no_retry(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1, max_retries=0)
+
+    def broken(ctx: TaskContext, r: Res) -> None:
+        r.ran.append(ctx.attempt)
+        raise Unhealthy("down")
+
+    with pytest.raises(MaxRetriesExceeded):
+        m.queue_task(broken)
+    assert m.metrics().total_tasks_retried == 0
+    assert sum(len(r.ran) for r in tracker.resources) == 1
+
+
+def test_once_tasks_get_exactly_one_attempt(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1, max_retries=3)
+
+    def broken(ctx: TaskContext, r: Res) -> None:
+        r.ran.append(ctx.attempt)
+        raise Unhealthy("down")
+
+    with pytest.raises(Unhealthy):
+        m.queue_task_once(broken)
+    with pytest.raises(Unhealthy):
+        m.queue_task_with_priority_once(broken)
+    assert sum(len(r.ran) for r in tracker.resources) == 2
+    assert m.metrics().total_tasks_retried == 0
+    wait_until(lambda: tracker.count("create") == 3, message="the resource to be replaced")
+
+
+def test_run_task_runs_now_in_the_caller_with_a_pooled_resource(
+    make_manager: Callable[..., Any],
+) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1, resource_pool_size=1)
+    before = m.metrics().total_tasks_arrived
+    caller = threading.get_ident()
+    assert m.run_task(lambda ctx, r, x: (threading.get_ident(), x), 5) == (caller, 5)
+    assert m.run_task(lambda ctx, r: r.n) == 1  # the pooled resource is reused
+    assert m.metrics().total_tasks_arrived == before  # never queued
+    with pytest.raises(ZeroDivisionError):
+        m.run_task(lambda ctx, r: 1 / 0)
+
+
+def test_sys_exit_in_a_task_fails_the_task_not_the_worker(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager()
+
+    def leave(ctx: TaskContext, r: Res) -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(TaskError, match="SystemExit"):
+        m.queue_task(leave)
+    assert m.queue_task(lambda ctx, r: "alive") == "alive"
+
+
+def test_task_timeout_cancels_and_fails_with_task_timeout(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager(task_timeout=0.2)
+    seen: list[bool] = []
+
+    def slow(ctx: TaskContext, r: Res) -> str:
+        cancelled = ctx.wait(5)
+        seen.append(cancelled)
+        return "late"
+
+    start = time.monotonic()
+    with pytest.raises(TaskTimeout):
+        m.queue_task(slow)
+    assert time.monotonic() - start < 2
+
+
+def test_on_create_failures_are_logged_and_retried(
+    make_manager: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="tasker_dist.worker")
+    tracker = Tracker(fail_first=2)
+    m = make_manager(tracker, worker_count=1)
+    assert m.queue_task(lambda ctx, r: r.n) == 0
+    failures = [r for r in caplog.records if "on_create failed" in r.getMessage()]
+    assert len(failures) == 2
+    assert "backend not ready" in caplog.text
+
+
+def test_burst_grows_under_backlog_and_shrinks_when_idle(make_manager: Callable[..., Any]) -> None:
+    m = make_manager(worker_count=1, max_worker_count=4)
+
+    def work(ctx: TaskContext, r: Res) -> None:
+        time.sleep(0.05)
+
+    futures = [m.queue_task_async(work) for _ in range(80)]
+    wait_until(lambda: m.stats().burst_workers > 0, message="burst slots to be added")
+    peak = 0
+    for f in futures:
+        f.result(30)
+        peak = max(peak, m.stats().active_workers)
+    assert peak <= 4
+    wait_until(
+        lambda: m.stats().burst_workers == 0 and m.stats().active_workers == 1,
+        message="burst slots to be retired",
+    )
+
+
+def test_slow_on_create_never_exceeds_max_worker_count(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker(create_delay=0.3)
+    m = make_manager(tracker, worker_count=1, max_worker_count=3)
+
+    def work(ctx: TaskContext, r: Res) -> None:
+        time.sleep(0.05)
+
+    futures = [m.queue_task_async(work) for _ in range(60)]
+    for f in futures:
+        f.result(60)
+    assert tracker.max_alive <= 3
+
+
+def test_stop_waits_for_queued_tasks_then_destroys(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=2)
+
+    def work(ctx: TaskContext, r: Res, i: int) -> str:
+        time.sleep(0.1)
+        return f"task {i} completed"
+
+    futures = [m.queue_task_async(work, i) for i in range(5)]
+    m.stop()
+    assert [f.result(0) for f in futures] == [f"task {i} completed" for i in range(5)]
+    assert tracker.count("destroy") == tracker.count("create") == 2
+    assert m.stats().active_workers == 0
+    with pytest.raises(ShuttingDown):
+        m.queue_task(lambda ctx, r: None)
+
+
+def test_kill_cancels_running_and_queued_tasks(make_manager: Callable[..., Any]) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1, kill_grace=0.5)
+
+    def cooperative(ctx: TaskContext, r: Res) -> str:
+        r.ran.append("started")
+        if ctx.wait(10):
+            ctx.raise_if_cancelled()
+        return "finished"
+
+    def never_runs(ctx: TaskContext, r: Res) -> None:
+        r.ran.append("queued task ran")
+
+    running = m.queue_task_async(cooperative)
+    wait_until(lambda: m.stats().running_tasks == 1, message="the task to start")
+    queued = [m.queue_task_async(never_runs) for _ in range(3)]
+    start = time.monotonic()
+    m.kill()
+    assert time.monotonic() - start < 5
+    with pytest.raises(TaskCancelled):
+        running.result(1)
+    for f in queued:
+        with pytest.raises(TaskCancelled):
+            f.result(1)
+    assert tracker.resources[0].ran == ["started"]
+    assert m.stats().active_workers == 0
+
+
+def test_kill_gives_up_on_tasks_that_ignore_cancellation(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager(worker_count=1, kill_grace=0.3)
+
+    def stubborn(ctx: TaskContext, r: Res) -> str:
+        r.gate.wait(3)
+        return "too late"
+
+    f = m.queue_task_async(stubborn)
+    wait_until(lambda: m.stats().running_tasks == 1, message="the task to start")
+    m.kill()
+    with pytest.raises(TaskCancelled):
+        f.result(2)
+
+
+def test_stop_and_kill_in_any_order_are_safe(make_manager: Callable[..., Any]) -> None:
+    m1 = make_manager()
+    m1.stop()
+    m1.kill()  # the Go original panicked here
+    m1.stop()
+    m2 = make_manager()
+    m2.kill()
+    m2.kill()
+    m2.stop()
+    with pytest.raises(ShuttingDown):
+        m2.queue_task_async(lambda ctx, r: None)
+
+
+def test_unpicklable_task_fails_before_anything_is_written(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager()
+    lock = threading.Lock()
+    before = m.metrics().total_tasks_arrived
+    with pytest.raises(SerializationError):
+        m.queue_task(lambda ctx, r: lock.locked())
+    assert m.metrics().total_tasks_arrived == before
+    assert m.stats().queued_tasks == 0
+
+
+def test_metrics_after_only_failures(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    for _ in range(3):
+        with pytest.raises(ZeroDivisionError):
+            m.queue_task(lambda ctx, r: 1 / 0)
+    metrics = m.metrics()
+    assert metrics.total_tasks_failed == 3
+    assert metrics.total_tasks_completed == 0
+    assert metrics.success_rate == 0.0
+    assert metrics.failure_rate == 1.0  # the Go original said 0
+
+
+def test_metrics_percentiles_and_times(make_manager: Callable[..., Any]) -> None:
+    m = make_manager(worker_count=2)
+
+    def work(ctx: TaskContext, r: Res, ms: int) -> None:
+        time.sleep(ms / 1000)
+
+    futures = [m.queue_task_async(work, ms) for ms in (10, 20, 30, 40, 100)]
+    for f in futures:
+        f.result(10)
+    metrics = m.metrics()
+    assert metrics.total_tasks_completed == 5
+    assert 0.009 <= metrics.min_execution_time <= 0.02
+    assert metrics.max_execution_time >= 0.1
+    assert metrics.p50_execution_time >= 0.03 * 0.99  # nearest rank: the 3rd of 5
+    assert metrics.p95_execution_time >= 0.1 * 0.99  # not biased low
+    assert 0.04 <= metrics.average_execution_time <= 0.1
+    assert metrics.task_completion_rate > 0
+    assert metrics.task_arrival_rate > 0
+    assert metrics.success_rate == 1.0
+
+
+def test_stats_are_cluster_wide(make_manager: Callable[..., Any]) -> None:
+    a = make_manager(worker_count=2)
+    b = make_manager(worker_count=3)
+    wait_until(lambda: a.stats().active_workers == 5, message="both managers in the stats")
+    stats = b.stats()
+    assert stats.base_workers == 5
+    assert {w.worker_id for w in stats.workers} == {a.worker_id, b.worker_id}
+    a.stop()
+    assert b.stats().base_workers == 3  # a stopped worker leaves at once
+
+
+def test_embedded_server_when_no_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TASKER_REDIS_URL", raising=False)
+    m = TaskManager(Config(on_create=dict))
+    server = m._server
+    assert server is not None
+    assert m.queue_task(lambda ctx, r: "embedded") == "embedded"
+    m.stop()
+    assert not server.running
+    assert not __import__("os").path.exists(server.workdir)
