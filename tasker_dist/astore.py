@@ -12,7 +12,7 @@ from typing import Any, cast
 from redis.commands.core import AsyncScript
 
 from . import commands as cmd
-from .connection import connect_async, redis_errors
+from .connection import call_async, connect_async
 from .keys import QueueKeys
 from .scripts import source
 from .stats import RawCluster
@@ -27,35 +27,44 @@ class AsyncQueueStore:
         self.client = connect_async(url, timeout)
         self._scripts: dict[str, AsyncScript] = {}
 
-    async def _run(self, call: cmd.ScriptCall) -> Any:
-        script = self._scripts.get(call.script)
+    async def _run(self, job: cmd.ScriptCall) -> Any:
+        script = self._scripts.get(job.script)
         if script is None:
-            script = self._scripts[call.script] = self.client.register_script(source(call.script))
-        with redis_errors(call.script, self.url):
-            return await script(keys=call.keys, args=call.args)
+            script = self._scripts[job.script] = self.client.register_script(source(job.script))
+        return await call_async(job.script, self.url, lambda: script(keys=job.keys, args=job.args))
 
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))
 
     async def get_result(self, task_id: str) -> bytes | None:
-        with redis_errors("GET result", self.url):
-            return cast(bytes | None, await self.client.get(self.keys.result(task_id)))
+        key = self.keys.result(task_id)
+        return cast(
+            bytes | None, await call_async("GET result", self.url, lambda: self.client.get(key))
+        )
 
     async def task_known(self, task_id: str) -> bool:
-        with redis_errors("HEXISTS", self.url):
-            return bool(await self.client.hexists(self.keys.tasks, task_id))
+        return bool(
+            await call_async(
+                "HEXISTS", self.url, lambda: self.client.hexists(self.keys.tasks, task_id)
+            )
+        )
 
     async def read_cluster(self) -> RawCluster:
-        with redis_errors("reading cluster stats", self.url):
-            pipe = self.client.pipeline(transaction=False)
-            for command in cmd.cluster_commands(self.keys):
-                pipe.execute_command(*command)
-            first = await pipe.execute()
-            ids = cmd.worker_ids(first)
-            for command in cmd.worker_commands(self.keys, ids):
-                pipe.execute_command(*command)
-            workers = await pipe.execute() if ids else []
+        first = await self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
+        ids = cmd.worker_ids(first)
+        workers = await self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
         return cmd.parse_cluster(first, workers)
+
+    async def _pipeline(self, doing: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip (a fresh pipeline for each try)."""
+
+        async def send() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+
+        return await call_async(doing, self.url, send) if commands else []
 
     async def close(self) -> None:
         await self.client.aclose()

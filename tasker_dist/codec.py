@@ -2,7 +2,9 @@
 
 Types are kept exactly: tuples stay tuples, ints beyond 64 bits, sets, dataclasses and any
 other object travel as cloudpickle inside a msgpack extension, so a task sees equal values
-of the same types as the caller passed.
+of the same types as the caller passed. Two exceptions: ``bytearray`` and ``memoryview``
+arrive as ``bytes`` (msgpack packs them natively), and extension codes 1 and 2 are ours
+(a caller's own ``msgpack.ExtType`` with another code comes back as it went).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _ext_hook(code: int, data: bytes) -> object:
         return tuple(unpack(data))
     if code == _EXT_PICKLE:
         return cloudpickle.loads(data)
-    raise SerializationError(f"unknown msgpack extension type {code}")
+    return msgpack.ExtType(code, data)
 
 
 def pack(obj: object) -> bytes:

@@ -7,14 +7,14 @@ here, so the two differ only in how they talk to Redis.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from . import histogram
 from .keys import QueueKeys
 from .stats import RawCluster
 
 __all__ = [
-    "BatchMetrics",
     "Fetched",
     "Finished",
     "ScriptCall",
@@ -29,8 +29,9 @@ __all__ = [
     "requeue_call",
 ]
 
-ACTION_DONE = "done"
-ACTION_RETRY = "retry"
+COMPLETED = "completed"
+FAILED = "failed"
+RETRIED = "retried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +53,15 @@ class Fetched:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """What a worker reports for one task: a stored result, or a retry."""
+    """What a worker reports for one task: its status, the result to store (not for
+    ``RETRIED``), and how long it waited and ran (None if it never ran)."""
 
     task_id: str
-    action: str
+    status: str
     result: bytes = b""
     reply_to: str = ""
-
-
-@dataclass(slots=True)
-class BatchMetrics:
-    """Metrics of a batch of executions, summed by the worker before one complete call."""
-
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    exec_sum_us: int = 0
-    exec_min_us: int = 0
-    exec_max_us: int = 0
-    wait_sum_us: int = 0
-    executions: int = 0
-    buckets: dict[int, int] = field(default_factory=dict)
+    exec_s: float | None = None
+    wait_s: float | None = None
 
 
 def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: bool) -> ScriptCall:
@@ -101,37 +90,21 @@ def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
     return now_ms, tasks
 
 
-def complete_call(
-    keys: QueueKeys, ttl_ms: int, finished: Sequence[Finished], metrics: BatchMetrics
-) -> ScriptCall:
-    m = metrics
-    args: list[Any] = [
-        ttl_ms, len(finished), len(m.buckets),
-        m.completed, m.failed, m.retried, m.exec_sum_us, m.exec_min_us, m.exec_max_us,
-        m.wait_sum_us, m.executions,
-    ]  # fmt: skip
-    for bucket, count in m.buckets.items():
-        args.append(bucket)
-        args.append(count)
-    result_keys = []
+def complete_call(keys: QueueKeys, ttl_ms: int, finished: Sequence[Finished]) -> ScriptCall:
+    args: list[Any] = [ttl_ms]
     for f in finished:
-        args.extend((f.task_id, f.action, f.result, f.reply_to, keys.done_channel(f.task_id)))
-        result_keys.append(keys.result(f.task_id))
+        args.extend((
+            f.task_id, f.status, f.result, f.reply_to, keys.done_channel(f.task_id),
+            round(f.exec_s * 1e6) if f.exec_s is not None else -1,
+            round((f.wait_s or 0.0) * 1e6),
+            histogram.bucket_of(f.exec_s) if f.exec_s is not None else 0,
+        ))  # fmt: skip
     return ScriptCall(
         "complete",
-        [
-            keys.tasks,
-            keys.retries,
-            keys.inflight,
-            keys.counters,
-            keys.histogram,
-            keys.rates,
-            keys.priority,
-            keys.signal,
-            *result_keys,
-        ],
+        [keys.tasks, keys.retries, keys.inflight, keys.counters, keys.histogram, keys.rates,
+         keys.priority, keys.signal, *(keys.result(f.task_id) for f in finished)],
         args,
-    )
+    )  # fmt: skip
 
 
 def requeue_call(keys: QueueKeys, task_ids: Sequence[str]) -> ScriptCall:

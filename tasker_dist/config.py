@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ R = TypeVar("R")
 
 REDIS_URL_ENV = "TASKER_REDIS_URL"
 
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 _URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -26,7 +25,7 @@ def check_queue_name(queue: object, field_name: str = "queue") -> str:
 
     Braces are refused because they would break the Redis Cluster hash tag (SPEC §8).
     """
-    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
+    if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
         raise ConfigError(
             f"{field_name} must be 1-128 characters of letters, digits, '_', '.', ':' or '-', "
             f"got {queue!r}"
@@ -56,12 +55,24 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
+# Durations go to Redis in whole milliseconds (PX), so they must be at least 1 ms, and
+# at most ~31 years, far inside what PX and a float can hold.
+_MIN_S = 0.001
+_MAX_S = 1e9
+
+
 def _check_seconds(name: str, value: object, *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            if _MIN_S <= float(value) <= _MAX_S:
+                return
+        except OverflowError:
+            pass
+    raise ConfigError(
+        f"{name} must be a number of seconds from {_MIN_S} to {_MAX_S:g}, got {value!r:.40}"
+    )
 
 
 def _check_callable(name: str, value: object, *, optional: bool) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import RedisUnavailable
 
-__all__ = ["connect", "connect_async", "redis_errors"]
+__all__ = ["call", "call_async", "connect", "connect_async", "redis_errors"]
+
+T = TypeVar("T")
 
 # Blocking reads (BRPOP) last at most this long, so a stopping worker is never stuck.
 BLOCK_S = 1.0
@@ -27,8 +29,9 @@ def _options(timeout: float, blocking: bool) -> dict[str, Any]:
         "socket_timeout": timeout + (BLOCK_S if blocking else 0.0),
         "socket_keepalive": True,
         "health_check_interval": 30,
-        # A blocking read is not retried: `interrupt_wait` ends it by closing its socket.
-        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=0 if blocking else 2),
+        # redis-py's own retries nest (connect inside command) and multiply the timeout:
+        # `call` retries once instead, and only a dropped connection, never a timeout.
+        "retry": Retry(NoBackoff(), retries=0),
     }
 
 
@@ -51,6 +54,25 @@ def redis_errors(doing: str, url: str) -> Iterator[None]:
         raise RedisUnavailable(f"{doing} failed on {_safe(url)}: {exc}") from exc
     except OSError as exc:
         raise RedisUnavailable(f"{doing} failed on {_safe(url)}: {exc}") from exc
+
+
+def call(doing: str, url: str, fn: Callable[[], T]) -> T:
+    """Run one Redis operation; a dropped connection (a restart, an idle timeout) is
+    retried once on a fresh one, anything else is `RedisUnavailable` at once."""
+    with redis_errors(doing, url):
+        try:
+            return fn()
+        except redis.ConnectionError:
+            return fn()
+
+
+async def call_async(doing: str, url: str, fn: Callable[[], Awaitable[T]]) -> T:
+    """`call` for asyncio."""
+    with redis_errors(doing, url):
+        try:
+            return await fn()
+        except redis.ConnectionError:
+            return await fn()
 
 
 def _safe(url: str) -> str:

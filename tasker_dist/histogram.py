@@ -47,7 +47,8 @@ def percentile(buckets: Mapping[int, int], q: float) -> float:
     total = sum(c for c in buckets.values() if c > 0)
     if total == 0:
         return 0.0
-    rank = math.ceil(q * total)
+    # Rounded first: 0.07 * 100 is 7.000000000000001 in floating point, not rank 8.
+    rank = max(1, math.ceil(round(q * total, 9)))
     seen = 0
     for index in sorted(buckets):
         count = buckets[index]

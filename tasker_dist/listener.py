@@ -59,8 +59,8 @@ class ResultListener:
         self._futures: dict[str, TaskFuture[Any]] = {}
         self._foreign: set[str] = set()
         self._lock = threading.Lock()
-        self._subscribe: list[str] = []
-        self._unsubscribe: list[str] = []
+        # (subscribe?, channel) changes for the listener thread, applied in order.
+        self._changes: list[tuple[bool, str]] = []
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -88,7 +88,7 @@ class ResultListener:
                 return future
             future = self._futures[task_id] = TaskFuture(task_id)
             self._foreign.add(task_id)
-            self._subscribe.append(self._store.keys.done_channel(task_id))
+            self._changes.append((True, self._store.keys.done_channel(task_id)))
         return future
 
     def discard(self, task_id: str) -> None:
@@ -97,7 +97,7 @@ class ResultListener:
             self._futures.pop(task_id, None)
             if task_id in self._foreign:
                 self._foreign.discard(task_id)
-                self._unsubscribe.append(self._store.keys.done_channel(task_id))
+                self._changes.append((False, self._store.keys.done_channel(task_id)))
 
     def pending(self) -> list[str]:
         with self._lock:
@@ -145,14 +145,14 @@ class ResultListener:
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
-            subscribe, self._subscribe = self._subscribe, []
-            unsubscribe, self._unsubscribe = self._unsubscribe, []
-        if subscribe:
-            self._pubsub.subscribe(*subscribe)
-            # Results stored before the subscription took effect were never announced.
-            self._recheck([c.rsplit(":", 1)[1] for c in subscribe])
-        if unsubscribe:
-            self._pubsub.unsubscribe(*unsubscribe)  # type: ignore[no-untyped-call]
+            changes, self._changes = self._changes, []
+        for subscribe, channel in changes:
+            if subscribe:
+                self._pubsub.subscribe(channel)
+                # A result stored before the subscription took effect was never announced.
+                self._recheck([channel.rsplit(":", 1)[1]])
+            else:
+                self._pubsub.unsubscribe(channel)  # type: ignore[no-untyped-call]
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         if channel.decode() == self.channel:
@@ -181,7 +181,7 @@ class ResultListener:
             future = self._futures.pop(outcome.task_id, None)
             if outcome.task_id in self._foreign:
                 self._foreign.discard(outcome.task_id)
-                self._unsubscribe.append(self._store.keys.done_channel(outcome.task_id))
+                self._changes.append((False, self._store.keys.done_channel(outcome.task_id)))
         if future is None or future.done():
             return
         try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar, cast
 
-from .commands import Fetched
+from .commands import RETRIED, Fetched
 from .config import Config, resolve_redis_url
 from .embedded import EmbeddedServer
 from .envelope import Failure, FailureKind, decode_result, encode_failure
@@ -118,7 +118,7 @@ class TaskManager(Producer, Generic[R]):
             job = Job(Fetched(task.task_id, task.payload, retries, False))
             report = self._runtime.executor.run(job, resource, lambda _job: None)
             self._pool.release(resource, healthy=not report.unhealthy)
-            if report.status != "retried":
+            if report.status != RETRIED:
                 return cast(T, decode_result(report.finished.result).unwrap())
             retries += 1
 

@@ -13,7 +13,7 @@ import redis
 from redis.commands.core import Script
 
 from . import commands as cmd
-from .connection import BLOCK_S, connect, redis_errors
+from .connection import BLOCK_S, call, connect
 from .keys import QueueKeys
 from .scripts import source
 from .stats import RawCluster
@@ -30,37 +30,31 @@ class QueueStore:
         self._timeout = timeout
         self._scripts: dict[str, Script] = {}
 
-    def _run(self, call: cmd.ScriptCall) -> Any:
-        script = self._scripts.get(call.script)
+    def _run(self, job: cmd.ScriptCall) -> Any:
+        script = self._scripts.get(job.script)
         if script is None:
-            script = self._scripts[call.script] = self.client.register_script(source(call.script))
-        with redis_errors(call.script, self.url):
-            return script(keys=call.keys, args=call.args)
+            script = self._scripts[job.script] = self.client.register_script(source(job.script))
+        return call(job.script, self.url, lambda: script(keys=job.keys, args=job.args))
 
     def ping(self) -> None:
-        with redis_errors("PING", self.url):
-            self.client.ping()
+        call("PING", self.url, self.client.ping)
 
     # -- producers ----------------------------------------------------------------------
     def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         self._run(cmd.enqueue_call(self.keys, items, priority))
 
     def get_result(self, task_id: str) -> bytes | None:
-        with redis_errors("GET result", self.url):
-            value = self.client.get(self.keys.result(task_id))
-        return cast(bytes | None, value)
+        key = self.keys.result(task_id)
+        return cast(bytes | None, call("GET result", self.url, lambda: self.client.get(key)))
 
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
-        with redis_errors("GET results", self.url):
-            pipe = self.client.pipeline(transaction=False)
-            for task_id in task_ids:
-                pipe.get(self.keys.result(task_id))
-            return list(pipe.execute())
+        return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
 
     def task_known(self, task_id: str) -> bool:
         """True while the task is queued or running (its envelope is stored)."""
-        with redis_errors("HEXISTS", self.url):
-            return bool(self.client.hexists(self.keys.tasks, task_id))
+        return bool(
+            call("HEXISTS", self.url, lambda: self.client.hexists(self.keys.tasks, task_id))
+        )
 
     def cancel(self, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> list[str]:
         if not items:
@@ -68,23 +62,28 @@ class QueueStore:
         return [cmd.text(i) for i in self._run(cmd.cancel_call(self.keys, ttl_ms, items))]
 
     def read_cluster(self) -> RawCluster:
-        with redis_errors("reading cluster stats", self.url):
-            pipe = self.client.pipeline(transaction=False)
-            for command in cmd.cluster_commands(self.keys):
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            first = pipe.execute()
-            ids = cmd.worker_ids(first)
-            for command in cmd.worker_commands(self.keys, ids):
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            workers = pipe.execute() if ids else []
+        first = self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
+        ids = cmd.worker_ids(first)
+        workers = self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
         return cmd.parse_cluster(first, workers)
+
+    def _pipeline(self, doing: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip (a fresh pipeline for each try)."""
+
+        def send() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return list(pipe.execute())
+
+        return call(doing, self.url, send) if commands else []
 
     def request_stop(self, worker_id: str | None) -> None:
         """Ask every daemon started before now (or one daemon) to stop gracefully."""
         field = "stop" if worker_id is None else f"stop:{worker_id}"
-        with redis_errors("stop request", self.url):
-            seconds, micros = self.client.time()
-            self.client.hset(self.keys.control, field, seconds * 1000 + micros // 1000)
+        seconds, micros = call("TIME", self.url, self.client.time)
+        now_ms = seconds * 1000 + micros // 1000
+        call("stop request", self.url, lambda: self.client.hset(self.keys.control, field, now_ms))
 
     # -- workers ------------------------------------------------------------------------
     def fetch(self, limit: int, lease_ms: int) -> tuple[int, list[cmd.Fetched]]:
@@ -94,18 +93,17 @@ class QueueStore:
         """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work."""
         if self._blocking is None:
             self._blocking = connect(self.url, self._timeout, blocking=True)
-        with redis_errors("BRPOP", self.url):
-            self._blocking.brpop([self.keys.signal], timeout=BLOCK_S)
+        blocking = self._blocking
+        call("BRPOP", self.url, lambda: blocking.brpop([self.keys.signal], timeout=BLOCK_S))
 
     def interrupt_wait(self) -> None:
         """Make a `wait_for_work` blocked in another thread return now."""
         if self._blocking is not None:
             self._blocking.connection_pool.disconnect()
 
-    def complete(
-        self, ttl_ms: int, finished: Sequence[cmd.Finished], metrics: cmd.BatchMetrics
-    ) -> int:
-        return int(self._run(cmd.complete_call(self.keys, ttl_ms, finished, metrics)))
+    def complete(self, ttl_ms: int, finished: Sequence[cmd.Finished]) -> int:
+        """Store results (or queue retries); returns how many tasks were no longer held."""
+        return int(self._run(cmd.complete_call(self.keys, ttl_ms, finished)))
 
     def requeue(self, task_ids: Sequence[str]) -> int:
         if not task_ids:
@@ -120,11 +118,10 @@ class QueueStore:
 
     def leave(self, worker_id: str) -> None:
         """Remove a stopping daemon from the stats at once (not at its heartbeat's expiry)."""
-        with redis_errors("leaving", self.url):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrem(self.keys.workers, worker_id)
-            pipe.delete(self.keys.worker(worker_id))
-            pipe.execute()
+        self._pipeline(
+            "leaving",
+            [("ZREM", self.keys.workers, worker_id), ("DEL", self.keys.worker(worker_id))],
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -30,7 +30,7 @@ for lane = 1, 2 do
     end
   end
 end
-if taken >= want and redis.call('LLEN', KEYS[6]) == 0
+if redis.call('LLEN', KEYS[6]) == 0
     and (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])) > 0 then
   redis.call('LPUSH', KEYS[6], '1')
 end

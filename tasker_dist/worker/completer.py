@@ -14,41 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from .. import histogram
-from ..commands import BatchMetrics
 from ..errors import RedisUnavailable
 from ..store import QueueStore
 from .execute import Report
 
-__all__ = ["Completer", "summarize"]
+__all__ = ["Completer"]
 
 log = logging.getLogger("tasker_dist.worker")
 
 _MAX_BATCH = 500
-
-
-def summarize(reports: list[Report]) -> BatchMetrics:
-    """Sum a batch's metrics the way the complete script adds them up."""
-    m = BatchMetrics()
-    durations: list[float] = []
-    for r in reports:
-        if r.status == "completed":
-            m.completed += 1
-        elif r.status == "failed":
-            m.failed += 1
-        else:
-            m.retried += 1
-        if r.exec_s is not None:
-            durations.append(r.exec_s)
-            m.wait_sum_us += round((r.wait_s or 0.0) * 1e6)
-    if durations:
-        micros = [round(d * 1e6) for d in durations]
-        m.executions = len(micros)
-        m.exec_sum_us = sum(micros)
-        m.exec_min_us = min(micros)
-        m.exec_max_us = max(micros)
-        m.buckets = dict(histogram.count_buckets(durations))
-    return m
 
 
 class Completer:
@@ -101,12 +75,11 @@ class Completer:
                     self._cond.notify_all()
 
     def _write(self, batch: list[Report]) -> None:
-        metrics = summarize(batch)
         finished = [r.finished for r in batch]
         delay = 0.05
         while True:
             try:
-                self._store.complete(self._ttl_ms, finished, metrics)
+                self._store.complete(self._ttl_ms, finished)
                 break
             except RedisUnavailable as exc:
                 log.warning(

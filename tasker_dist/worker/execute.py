@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import codec
 from ..callables import CallableCache
-from ..commands import ACTION_DONE, ACTION_RETRY, Finished
+from ..commands import COMPLETED, FAILED, RETRIED, Finished
 from ..config import Config
 from ..context import TaskContext
 from ..envelope import (
@@ -37,14 +37,32 @@ log = logging.getLogger("tasker_dist.worker")
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What happened to one task. ``status`` is "completed", "failed" or "retried";
-    ``unhealthy`` asks the slot to replace its resource."""
+    """What happened to one task; ``unhealthy`` asks the slot to replace its resource."""
 
     finished: Finished
-    status: str
-    exec_s: float | None = None
-    wait_s: float | None = None
     unhealthy: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.finished.status
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """A task that ran: where its result goes and how long it waited and ran."""
+
+    env: TaskEnvelope
+    exec_s: float
+    wait_s: float
+
+    def report(self, status: str, result: bytes = b"", unhealthy: bool = False) -> Report:
+        finished = Finished(
+            self.env.task_id, status, result, self.env.reply_to or "", self.exec_s, self.wait_s
+        )
+        return Report(finished, unhealthy)
+
+    def failed(self, failure: Failure, unhealthy: bool = False) -> Report:
+        return self.report(FAILED, encode_failure(self.env.task_id, failure), unhealthy)
 
 
 class Executor:
@@ -92,48 +110,42 @@ class Executor:
                     job.async_future.cancel()
                 value = job.async_future.result()
         except BaseException as exc:
-            elapsed = time.monotonic() - start
-            return self._failed(job, env, exc, elapsed, wait_s)
-        elapsed = time.monotonic() - start
+            return self._failed(job, _Ran(env, time.monotonic() - start, wait_s), exc)
+        ran = _Ran(env, time.monotonic() - start, wait_s)
         try:
-            result = encode_success(job.task_id, value)
+            return ran.report(COMPLETED, encode_success(job.task_id, value))
         except SerializationError as exc:
-            failure = Failure.from_exception(exc)
-            return self._report(
-                env, encode_failure(job.task_id, failure), "failed", elapsed, wait_s
-            )
-        return self._report(env, result, "completed", elapsed, wait_s)
+            return ran.failed(Failure.from_exception(exc))
 
-    def _failed(
-        self, job: Job, env: TaskEnvelope, exc: BaseException, elapsed: float, wait_s: float
-    ) -> Report:
+    def _failed(self, job: Job, ran: _Ran, exc: BaseException) -> Report:
         ctx = job.ctx
         assert ctx is not None
-        if isinstance(exc, TaskTimeout) or (ctx.cancel_reason == "timeout"):
-            failure = Failure(
-                FailureKind.TIMEOUT, "TaskTimeout", f"task {job.task_id} timed out", ""
+        if isinstance(exc, TaskTimeout) or ctx.cancel_reason == "timeout":
+            return ran.failed(
+                Failure(FailureKind.TIMEOUT, "TaskTimeout", f"task {job.task_id} timed out", "")
             )
-            return self._fail(env, failure, elapsed, wait_s)
         if isinstance(exc, TaskCancelled) or ctx.cancelled:
-            failure = Failure(
-                FailureKind.CANCELLED, "TaskCancelled", f"task {job.task_id} was cancelled", ""
+            return ran.failed(
+                Failure(
+                    FailureKind.CANCELLED, "TaskCancelled", f"task {job.task_id} was cancelled", ""
+                )
             )
-            return self._fail(env, failure, elapsed, wait_s)
         if not isinstance(exc, Exception):
             # sys.exit() or KeyboardInterrupt inside a task ends the task, not the worker,
             # and is not re-raised as such in the caller.
-            failure = Failure.from_exception(exc)
-            failure = Failure(
-                FailureKind.ERROR,
-                failure.type_name,
-                f"task raised {type(exc).__name__}({exc})",
-                failure.traceback,
+            tb = Failure.from_exception(exc)
+            return ran.failed(
+                Failure(
+                    FailureKind.ERROR,
+                    tb.type_name,
+                    f"task raised {type(exc).__name__}({exc})",
+                    tb.traceback,
+                )
             )
-            return self._fail(env, failure, elapsed, wait_s)
         if self._healthy(exc):
-            return self._fail(env, Failure.from_exception(exc), elapsed, wait_s)
-        if env.once:
-            return self._fail(env, Failure.from_exception(exc), elapsed, wait_s, unhealthy=True)
+            return ran.failed(Failure.from_exception(exc))
+        if ran.env.once:
+            return ran.failed(Failure.from_exception(exc), unhealthy=True)
         if job.fetched.retries < self._config.max_retries:
             log.warning(
                 "task %s: unhealthy error %r; retry %d of %d",
@@ -142,18 +154,18 @@ class Executor:
                 job.fetched.retries + 1,
                 self._config.max_retries,
             )
-            return Report(
-                Finished(job.task_id, ACTION_RETRY), "retried", elapsed, wait_s, unhealthy=True
-            )
+            return ran.report(RETRIED, unhealthy=True)
         original = Failure.from_exception(exc)
-        failure = Failure(
-            FailureKind.MAX_RETRIES,
-            original.type_name,
-            str(exc),
-            original.traceback,
-            original.exception,
+        return ran.failed(
+            Failure(
+                FailureKind.MAX_RETRIES,
+                original.type_name,
+                str(exc),
+                original.traceback,
+                original.exception,
+            ),
+            unhealthy=True,
         )
-        return self._fail(env, failure, elapsed, wait_s, unhealthy=True)
 
     def _healthy(self, exc: Exception) -> bool:
         check = self._config.check_health
@@ -165,47 +177,21 @@ class Executor:
             log.exception("check_health raised on %r; treating the error as healthy", exc)
             return True
 
-    def _fail(
-        self,
-        env: TaskEnvelope,
-        failure: Failure,
-        elapsed: float,
-        wait_s: float,
-        *,
-        unhealthy: bool = False,
-    ) -> Report:
-        result = encode_failure(env.task_id, failure)
-        return self._report(env, result, "failed", elapsed, wait_s, unhealthy)
-
-    @staticmethod
-    def _report(
-        env: TaskEnvelope,
-        result: bytes,
-        status: str,
-        elapsed: float | None,
-        wait_s: float | None,
-        unhealthy: bool = False,
-    ) -> Report:
-        finished = Finished(env.task_id, ACTION_DONE, result, env.reply_to or "")
-        return Report(finished, status, elapsed, wait_s, unhealthy)
-
     @staticmethod
     def invalid(task_id: str, reply_to: str, exc: Exception) -> Report:
         """A payload that cannot be run: stored as a failed result naming the reason."""
         failure = Failure(
             FailureKind.INVALID, type(exc).__qualname__, f"task payload rejected: {exc}", ""
         )
-        finished = Finished(task_id, ACTION_DONE, encode_failure(task_id, failure), reply_to)
-        return Report(finished, "failed")
+        return Report(Finished(task_id, FAILED, encode_failure(task_id, failure), reply_to))
 
     @staticmethod
     def settled_by(job: Job, kind: str, message: str) -> Report:
         """The report for a job settled from outside its slot (timeout or kill)."""
         failure = Failure(kind, kind, message, "")
-        finished = Finished(
-            job.task_id, ACTION_DONE, encode_failure(job.task_id, failure), job.reply_to
+        return Report(
+            Finished(job.task_id, FAILED, encode_failure(job.task_id, failure), job.reply_to)
         )
-        return Report(finished, "failed")
 
 
 async def _await(value: Any) -> Any:

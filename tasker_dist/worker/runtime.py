@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from ..commands import Heartbeat
+from ..commands import RETRIED, Heartbeat
 from ..config import Config
 from ..envelope import FailureKind
 from ..errors import RedisUnavailable
@@ -256,10 +256,11 @@ class WorkerRuntime:
 
     def _written(self, reports: list[Report]) -> None:
         for r in reports:
-            if r.exec_s is not None:
+            exec_s = r.finished.exec_s
+            if exec_s is not None:
                 m = self._mean_exec_s
-                self._mean_exec_s = r.exec_s if m is None else 0.9 * m + 0.1 * r.exec_s
-            if r.status != "retried":
+                self._mean_exec_s = exec_s if m is None else 0.9 * m + 0.1 * exec_s
+            if r.status != RETRIED:
                 self._completed_since_tick += 1
 
     # -- monitor callbacks --------------------------------------------------------------

@@ -1,0 +1,151 @@
+"""`burst_delta` (SPEC §4 burst, both directions) and the fetcher's `batch_size`."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tasker_dist.worker.burst import BurstSample, burst_delta
+from tasker_dist.worker.fetcher import BATCH_BUDGET_S, MAX_PER_SLOT, batch_size
+
+BASE = 2
+LIMIT = 6
+
+
+def sample(
+    slots: int, busy: int, backlog: int, previous_backlog: int = 0, completed: int = 0
+) -> BurstSample:
+    return BurstSample(slots, busy, backlog, previous_backlog, completed)
+
+
+# -- growing --------------------------------------------------------------------------------
+
+
+def test_grows_when_backlog_grows_and_all_slots_busy() -> None:
+    assert burst_delta(BASE, LIMIT, sample(2, 2, backlog=10, previous_backlog=4)) > 0
+
+
+def test_grows_when_backlog_holds_steady_and_all_slots_busy() -> None:
+    assert burst_delta(BASE, LIMIT, sample(2, 2, backlog=5, previous_backlog=5)) > 0
+
+
+def test_grows_to_the_limit_when_nothing_completed() -> None:
+    # No pace known yet (no completions): take all the room there is.
+    assert burst_delta(BASE, LIMIT, sample(2, 2, backlog=3, previous_backlog=1)) == LIMIT - 2
+
+
+def test_grows_by_enough_to_clear_the_backlog_at_current_pace() -> None:
+    # 2 slots finished 4 tasks in the interval: 2 per slot. 6 waiting -> 3 slots -> +1.
+    delta = burst_delta(BASE, 10, sample(2, 2, backlog=6, previous_backlog=6, completed=4))
+    assert delta == 1
+    # 20 waiting at that pace -> 10 slots -> +8, capped by the limit (room 8 of 10).
+    delta = burst_delta(BASE, 10, sample(2, 2, backlog=20, previous_backlog=6, completed=4))
+    assert delta == 8
+    delta = burst_delta(BASE, 5, sample(2, 2, backlog=20, previous_backlog=6, completed=4))
+    assert delta == 3
+
+
+def test_grows_by_at_least_one_when_pace_would_clear_backlog() -> None:
+    # Fast slots would clear the backlog without help, yet the backlog did not shrink.
+    delta = burst_delta(BASE, LIMIT, sample(2, 2, backlog=2, previous_backlog=2, completed=100))
+    assert delta == 1
+
+
+def test_never_grows_above_limit() -> None:
+    assert burst_delta(BASE, LIMIT, sample(LIMIT, LIMIT, backlog=50, previous_backlog=1)) == 0
+    assert burst_delta(BASE, LIMIT, sample(LIMIT - 1, LIMIT - 1, 50, 1)) == 1
+
+
+def test_no_burst_when_limit_equals_base() -> None:
+    assert burst_delta(BASE, BASE, sample(BASE, BASE, backlog=100, previous_backlog=1)) == 0
+
+
+def test_does_not_grow_while_a_slot_is_idle() -> None:
+    assert burst_delta(BASE, LIMIT, sample(3, 2, backlog=10, previous_backlog=4)) == 0
+
+
+def test_does_not_grow_when_backlog_is_shrinking() -> None:
+    assert burst_delta(BASE, LIMIT, sample(2, 2, backlog=5, previous_backlog=9)) == 0
+
+
+def test_no_change_while_backlog_shrinks_with_burst_slots() -> None:
+    # Burst slots are catching up: neither grow nor retire them while work remains.
+    assert burst_delta(BASE, LIMIT, sample(5, 5, backlog=3, previous_backlog=10)) == 0
+    assert burst_delta(BASE, LIMIT, sample(5, 2, backlog=3, previous_backlog=10)) == 0
+
+
+# -- shrinking ------------------------------------------------------------------------------
+
+
+def test_shrinks_idle_burst_slots_when_nothing_waits() -> None:
+    assert burst_delta(BASE, LIMIT, sample(5, 0, backlog=0, previous_backlog=3)) == -3
+
+
+def test_shrinks_only_idle_slots() -> None:
+    assert burst_delta(BASE, LIMIT, sample(5, 4, backlog=0)) == -1
+    assert burst_delta(BASE, LIMIT, sample(5, 5, backlog=0)) == 0
+
+
+def test_never_shrinks_below_base() -> None:
+    assert burst_delta(BASE, LIMIT, sample(BASE, 0, backlog=0)) == 0
+    assert burst_delta(BASE, LIMIT, sample(3, 0, backlog=0)) == -1
+
+
+def test_no_change_when_idle_at_base() -> None:
+    assert burst_delta(BASE, LIMIT, sample(BASE, 1, backlog=0, previous_backlog=0)) == 0
+
+
+def test_bounds_hold_for_every_sample() -> None:
+    for base, limit in ((1, 1), (1, 4), (2, 6), (3, 8)):
+        for slots, busy, backlog, previous, completed in itertools.product(
+            range(base, limit + 1), range(limit + 1), (0, 1, 5, 40), (0, 1, 5, 40), (0, 1, 9)
+        ):
+            if busy > slots:
+                continue
+            s = sample(slots, busy, backlog, previous, completed)
+            delta = burst_delta(base, limit, s)
+            assert base <= slots + delta <= limit, (base, limit, s, delta)
+            if delta < 0:
+                assert backlog == 0
+                assert -delta <= slots - busy  # only idle slots are retired
+            if delta > 0:
+                assert backlog > 0
+                assert busy == slots
+                assert backlog >= previous
+
+
+# -- batch size -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("waiting", [0, -1])
+def test_batch_size_zero_without_waiting_slots(waiting: int) -> None:
+    assert batch_size(waiting, 0.0001) == 0
+    assert batch_size(waiting, None) == 0
+
+
+@pytest.mark.parametrize("mean", [None, 0.0, -1.0])
+def test_batch_size_one_per_slot_without_a_known_pace(mean: float | None) -> None:
+    assert batch_size(3, mean) == 3
+
+
+def test_batch_size_one_per_slot_for_long_tasks() -> None:
+    assert batch_size(4, 1.0) == 4
+    assert batch_size(4, BATCH_BUDGET_S) == 4
+    assert batch_size(4, BATCH_BUDGET_S * 1.5) == 4
+
+
+def test_batch_size_takes_a_budget_of_short_tasks_per_slot() -> None:
+    per_slot = int(BATCH_BUDGET_S / 0.0001)
+    assert 1 < per_slot < MAX_PER_SLOT
+    assert batch_size(3, 0.0001) == 3 * per_slot
+
+
+def test_batch_size_is_capped_per_slot() -> None:
+    assert batch_size(2, 1e-9) == 2 * MAX_PER_SLOT
+
+
+def test_batch_size_grows_with_waiting_slots() -> None:
+    sizes = [batch_size(n, 0.0005) for n in range(1, 6)]
+    assert sizes == sorted(sizes)
+    assert sizes[4] == 5 * sizes[0]

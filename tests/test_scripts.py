@@ -1,0 +1,614 @@
+"""The Lua scripts, run through `QueueStore` against fakeredis (no server, no sleeps)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from redis.crc import key_slot
+
+from tasker_dist import commands as cmd
+from tasker_dist import store as store_module
+from tasker_dist.commands import COMPLETED, FAILED, RETRIED, Finished
+from tasker_dist.histogram import bucket_of
+from tasker_dist.keys import QueueKeys, reply_channel
+from tasker_dist.scripts import NAMES, source
+from tasker_dist.store import QueueStore
+
+QUEUE = "orders"
+TTL_MS = 60_000
+LEASE_MS = 30_000
+REPLY = reply_channel("producer-1")
+
+
+@pytest.fixture
+def fake() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture
+def store(fake: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueStore]:
+    def connect(url: str, timeout: float, *, blocking: bool = False) -> fakeredis.FakeRedis:
+        return fake
+
+    monkeypatch.setattr(store_module, "connect", connect)
+    s = QueueStore("redis://unused.invalid:6379/0", QUEUE)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def keys() -> QueueKeys:
+    return QueueKeys(QUEUE)
+
+
+def env(task_id: str) -> bytes:
+    return f"envelope of {task_id}".encode()
+
+
+def enqueue(store: QueueStore, *ids: str, priority: bool = False) -> None:
+    store.enqueue([(i, env(i)) for i in ids], priority=priority)
+
+
+def fetch_ids(store: QueueStore, limit: int = 100) -> list[str]:
+    return [f.task_id for f in store.fetch(limit, LEASE_MS)[1]]
+
+
+def members(fake: fakeredis.FakeRedis, key: str) -> list[bytes]:
+    return list(fake.zrange(key, 0, -1))
+
+
+def messages(pubsub: Any) -> list[tuple[bytes, bytes]]:
+    out = []
+    for _ in range(20):
+        m = pubsub.get_message(timeout=0)
+        if m is not None and m["type"] in ("message", "pmessage"):
+            out.append((m["channel"], m["data"]))
+    return out
+
+
+def redis_second(fake: fakeredis.FakeRedis) -> int:
+    return int(fake.time()[0])
+
+
+def ran(
+    task_id: str,
+    status: str = COMPLETED,
+    result: bytes = b"r",
+    reply: str = "",
+    exec_us: int = 2_000,
+    wait_us: int = 500,
+) -> Finished:
+    """A report for a task that ran for ``exec_us`` after waiting ``wait_us``."""
+    return Finished(task_id, status, result, reply, exec_us / 1e6, wait_us / 1e6)
+
+
+# -- enqueue and fetch ----------------------------------------------------------------------
+
+
+def test_fetch_is_fifo(store: QueueStore) -> None:
+    enqueue(store, "a", "b")
+    enqueue(store, "c")
+    enqueue(store, "d", "e")
+    assert fetch_ids(store, 2) == ["a", "b"]
+    assert fetch_ids(store, 10) == ["c", "d", "e"]
+    assert fetch_ids(store, 10) == []
+
+
+def test_fetch_returns_envelopes_and_lane(store: QueueStore) -> None:
+    enqueue(store, "a")
+    enqueue(store, "p", priority=True)
+    now_ms, fetched = store.fetch(10, LEASE_MS)
+    assert now_ms > 1_600_000_000_000
+    assert [(f.task_id, f.payload, f.retries, f.priority) for f in fetched] == [
+        ("p", env("p"), 0, True),
+        ("a", env("a"), 0, False),
+    ]
+
+
+def test_enqueue_stores_envelopes_and_counts_arrivals(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    enqueue(store, "p", priority=True)
+    assert fake.hgetall(keys.tasks) == {b"a": env("a"), b"b": env("b"), b"p": env("p")}
+    assert fake.llen(keys.pending) == 2
+    assert fake.llen(keys.priority) == 1
+    assert fake.hget(keys.counters, "arrived") == b"3"
+    rates = {k.decode(): int(v) for k, v in fake.hgetall(keys.rates).items()}
+    assert sum(v for k, v in rates.items() if k.startswith("a:")) == 3
+    for field in rates:
+        assert abs(int(field[2:]) - redis_second(fake)) <= 1
+
+
+def test_priority_before_pending_queued_earlier(store: QueueStore) -> None:
+    enqueue(store, "n1", "n2")
+    enqueue(store, "p1")
+    enqueue(store, "p2", priority=True)
+    enqueue(store, "p3", priority=True)
+    assert fetch_ids(store, 1) == ["p2"]
+    assert fetch_ids(store, 1) == ["p3"]
+    assert fetch_ids(store, 1) == ["n1"]
+
+
+def test_priority_first_within_one_batch(store: QueueStore) -> None:
+    enqueue(store, "n1", "n2", "n3")
+    enqueue(store, "p1", "p2", priority=True)
+    assert fetch_ids(store, 4) == ["p1", "p2", "n1", "n2"]
+    assert fetch_ids(store, 4) == ["n3"]
+
+
+def test_fetch_records_lease_in_inflight(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    now_ms, fetched = store.fetch(2, LEASE_MS)
+    assert len(fetched) == 2
+    leases = dict(fake.zrange(keys.inflight, 0, -1, withscores=True))
+    assert leases == {b"a": now_ms + LEASE_MS, b"b": now_ms + LEASE_MS}
+    # the envelope stays until the task is finished
+    assert fake.hexists(keys.tasks, "a")
+
+
+def test_fetch_drops_ids_whose_envelope_is_gone(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    fake.hdel(keys.tasks, "a")
+    assert fetch_ids(store, 10) == ["b", "c"]
+    assert members(fake, keys.inflight) == [b"b", b"c"]
+    assert fake.llen(keys.pending) == 0
+
+
+def test_fetch_passes_the_wakeup_on_when_a_dropped_id_leaves_work(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    fake.hdel(keys.tasks, "a")
+    fake.delete(keys.signal)  # a blocked worker took the token
+    fetched = fetch_ids(store, 2)
+    assert fetched[0] == "b"
+    if fake.llen(keys.pending):  # "c" was left behind: another worker must be woken
+        assert fake.llen(keys.signal) == 1
+    else:
+        assert fetched == ["b", "c"]
+
+
+def test_fetch_reports_retries_so_far(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    fake.hset(keys.retries, "a", 2)
+    [fetched] = store.fetch(1, LEASE_MS)[1]
+    assert fetched.retries == 2
+
+
+# -- the signal list ------------------------------------------------------------------------
+
+
+def test_enqueue_leaves_at_most_one_token(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    assert fake.llen(keys.signal) == 1
+    enqueue(store, "b", "c")
+    enqueue(store, "d", priority=True)
+    assert fake.llen(keys.signal) == 1
+
+
+def test_fetch_passes_the_wakeup_on_when_work_is_left(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    fake.delete(keys.signal)  # a blocked worker took the token
+    assert fetch_ids(store, 1) == ["a"]
+    assert fake.llen(keys.signal) == 1
+    assert fetch_ids(store, 1) == ["b"]
+    assert fake.llen(keys.signal) == 1  # still one token, not two
+
+
+def test_fetch_leaves_no_token_when_queue_is_drained(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    fake.delete(keys.signal)
+    assert fetch_ids(store, 2) == ["a", "b"]
+    assert fake.llen(keys.signal) == 0
+    assert fetch_ids(store, 5) == []
+    assert fake.llen(keys.signal) == 0
+
+
+def test_wait_for_work_consumes_the_token(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    store.wait_for_work()
+    assert fake.llen(keys.signal) == 0
+
+
+# -- complete -------------------------------------------------------------------------------
+
+
+def test_complete_done_stores_result_and_cleans_up(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    fake.hset(keys.retries, "a", 1)
+    fetch_ids(store, 2)
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(REPLY, keys.done_channel("a"), keys.done_channel("b"))
+    skipped = store.complete(TTL_MS, [ran("a", result=b"result-a", reply=REPLY)])
+    assert skipped == 0
+    assert fake.get(keys.result("a")) == b"result-a"
+    assert 0 < fake.pttl(keys.result("a")) <= TTL_MS
+    assert not fake.hexists(keys.tasks, "a")
+    assert not fake.hexists(keys.retries, "a")
+    assert members(fake, keys.inflight) == [b"b"]
+    assert fake.hexists(keys.tasks, "b")
+    assert fake.get(keys.result("b")) is None
+    assert sorted(messages(pubsub)) == sorted(
+        [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"1")]
+    )
+    pubsub.close()
+
+
+def test_complete_without_reply_channel_only_tells_done_channel(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    fetch_ids(store)
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("tasker:*")
+    store.complete(TTL_MS, [Finished("a", COMPLETED, b"r", "")])
+    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
+    pubsub.close()
+
+
+def test_complete_counts_metrics(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    fetch_ids(store)
+    store.complete(
+        TTL_MS, [ran("a", exec_us=1_000, wait_us=300), ran("b", FAILED, exec_us=2_000, wait_us=400)]
+    )
+    store.complete(TTL_MS, [ran("c", exec_us=5_000, wait_us=300)])
+    counters = {k.decode(): int(v) for k, v in fake.hgetall(keys.counters).items()}
+    assert counters == {
+        "arrived": 3,
+        "completed": 2,
+        "failed": 1,
+        "executions": 3,
+        "exec_sum_us": 8_000,
+        "exec_min_us": 1_000,
+        "exec_max_us": 5_000,
+        "wait_sum_us": 1_000,
+    }
+    hist = {int(k): int(v) for k, v in fake.hgetall(keys.histogram).items()}
+    expected: dict[int, int] = {}
+    for seconds in (0.001, 0.002, 0.005):
+        expected[bucket_of(seconds)] = expected.get(bucket_of(seconds), 0) + 1
+    assert hist == expected
+    rates = {k.decode(): int(v) for k, v in fake.hgetall(keys.rates).items()}
+    assert sum(v for k, v in rates.items() if k.startswith("c:")) == 3
+
+
+def test_complete_retry_goes_to_head_of_priority_lane(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    assert fetch_ids(store, 1) == ["a"]
+    enqueue(store, "p", priority=True)
+    skipped = store.complete(TTL_MS, [ran("a", RETRIED, result=b"")])
+    assert skipped == 0
+    assert fake.hget(keys.retries, "a") == b"1"
+    assert fake.hget(keys.counters, "retried") == b"1"
+    assert fake.hexists(keys.tasks, "a")  # the envelope is kept for the retry
+    assert fake.get(keys.result("a")) is None
+    assert members(fake, keys.inflight) == []
+    [first] = store.fetch(1, LEASE_MS)[1]
+    assert (first.task_id, first.retries, first.priority) == ("a", 1, True)
+    assert fetch_ids(store) == ["p", "b"]
+
+
+def test_complete_retry_twice_counts_retries(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    for expected in (1, 2):
+        fetch_ids(store)
+        store.complete(TTL_MS, [Finished("a", RETRIED)])
+        assert fake.hget(keys.retries, "a") == str(expected).encode()
+    [fetched] = store.fetch(1, LEASE_MS)[1]
+    assert fetched.retries == 2
+    assert fake.hget(keys.counters, "retried") == b"2"
+
+
+def test_complete_retry_wakes_a_worker(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    fetch_ids(store)
+    fake.delete(keys.signal)
+    store.complete(TTL_MS, [Finished("a", RETRIED)])
+    assert fake.llen(keys.signal) == 1
+
+
+def test_complete_skips_tasks_not_in_flight(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    fetch_ids(store)
+    assert store.requeue(["a"]) == 1  # handed back by a kill
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("tasker:*")
+    before = {k: fake.dump(k) for k in fake.keys("*")}
+    skipped = store.complete(
+        TTL_MS,
+        [
+            ran("a", result=b"late", reply=REPLY),
+            ran("never-taken", result=b"x", reply=REPLY),
+            Finished("a", RETRIED),
+        ],
+    )
+    assert skipped == 3
+    assert fake.get(keys.result("a")) is None
+    assert fake.get(keys.result("never-taken")) is None
+    assert {k: fake.dump(k) for k in fake.keys("*")} == before
+    assert messages(pubsub) == []
+    pubsub.close()
+
+
+def test_complete_counts_a_mix_of_done_and_skipped(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    fetch_ids(store)
+    store.requeue(["a"])
+    skipped = store.complete(
+        TTL_MS,
+        [Finished("a", COMPLETED, b"ra", ""), Finished("b", COMPLETED, b"rb", "")],
+    )
+    assert skipped == 1
+    assert fake.get(keys.result("a")) is None
+    assert fake.get(keys.result("b")) == b"rb"
+
+
+def test_complete_of_skipped_task_counts_no_metrics(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    fetch_ids(store)
+    store.requeue(["a"])
+    counters_before = fake.hgetall(keys.counters)
+    rates_before = fake.hgetall(keys.rates)
+    skipped = store.complete(TTL_MS, [ran("a", result=b"late", reply=REPLY)])
+    assert skipped == 1
+    assert fake.hgetall(keys.counters) == counters_before
+    assert fake.hgetall(keys.histogram) == {}
+    assert fake.hgetall(keys.rates) == rates_before
+
+
+# -- requeue --------------------------------------------------------------------------------
+
+
+def test_requeue_only_tasks_still_in_flight(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    fetch_ids(store, 2)
+    fake.delete(keys.signal)
+    assert store.requeue(["a", "a", "not-taken", "c"]) == 1
+    assert store.requeue(["a"]) == 0
+    assert fake.lrange(keys.priority, 0, -1) == [b"a"]
+    assert members(fake, keys.inflight) == [b"b"]
+    assert fake.llen(keys.signal) == 1
+    assert fetch_ids(store) == ["a", "c"]
+
+
+def test_requeue_goes_to_head_of_priority_lane(store: QueueStore) -> None:
+    enqueue(store, "a", "b")
+    fetch_ids(store, 2)
+    enqueue(store, "p", priority=True)
+    assert store.requeue(["a", "b"]) == 2
+    fetched = fetch_ids(store)
+    # both handed-back tasks come before the priority task that was already waiting
+    assert sorted(fetched[:2]) == ["a", "b"]
+    assert fetched[2:] == ["p"]
+
+
+def test_requeue_nothing_sends_no_token(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    fake.delete(keys.signal)
+    assert store.requeue(["ghost"]) == 0
+    assert store.requeue([]) == 0
+    assert fake.llen(keys.signal) == 0
+    assert fake.llen(keys.priority) == 0
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+
+def test_cancel_removes_queued_tasks_from_either_lane(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "n1", "n2")
+    enqueue(store, "p1", priority=True)
+    fake.hset(keys.retries, "p1", 1)
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("tasker:*")
+    cancelled = store.cancel(TTL_MS, [("n1", b"cancel-n1"), ("p1", b"cancel-p1")])
+    assert sorted(cancelled) == ["n1", "p1"]
+    assert fake.lrange(keys.pending, 0, -1) == [b"n2"]
+    assert fake.llen(keys.priority) == 0
+    assert fake.get(keys.result("n1")) == b"cancel-n1"
+    assert fake.get(keys.result("p1")) == b"cancel-p1"
+    assert 0 < fake.pttl(keys.result("n1")) <= TTL_MS
+    assert sorted(fake.hkeys(keys.tasks)) == [b"n2"]
+    assert not fake.hexists(keys.retries, "p1")
+    assert sorted(messages(pubsub)) == [
+        (keys.done_channel("n1").encode(), b"1"),
+        (keys.done_channel("p1").encode(), b"1"),
+    ]
+    assert fetch_ids(store) == ["n2"]
+    pubsub.close()
+
+
+def test_cancel_leaves_taken_tasks_alone(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b")
+    fetch_ids(store, 1)
+    assert store.cancel(TTL_MS, [("a", b"c-a"), ("b", b"c-b")]) == ["b"]
+    assert fake.get(keys.result("a")) is None
+    assert fake.hexists(keys.tasks, "a")
+    assert members(fake, keys.inflight) == [b"a"]
+    # the worker that holds it still completes it normally
+    assert store.complete(TTL_MS, [Finished("a", COMPLETED, b"ra", "")]) == 0
+    assert fake.get(keys.result("a")) == b"ra"
+
+
+def test_cancel_unknown_and_empty(store: QueueStore, fake: fakeredis.FakeRedis) -> None:
+    assert store.cancel(TTL_MS, []) == []
+    assert store.cancel(TTL_MS, [("ghost", b"r")]) == []
+    assert fake.keys("*") == []
+
+
+# -- heartbeat ------------------------------------------------------------------------------
+
+
+def test_heartbeat_publishes_worker_hash_with_ttl(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    hb = store.heartbeat("w1", 5_000, 12, {"host": "h1", "pid": 42, "base": 2})
+    assert fake.hgetall(keys.worker("w1")) == {b"host": b"h1", b"pid": b"42", b"base": b"2"}
+    assert 0 < fake.pttl(keys.worker("w1")) <= 5_000
+    assert dict(fake.zrange(keys.workers, 0, -1, withscores=True)) == {b"w1": hb.now_ms}
+    assert hb.stop_all_ms is None
+    assert hb.stop_me_ms is None
+
+
+def test_heartbeat_prunes_stale_workers(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    now_ms = redis_second(fake) * 1000
+    fake.zadd(keys.workers, {"dead": now_ms - 60_000, "alive": now_ms - 1_000})
+    store.heartbeat("w1", 5_000, 12, {"host": "h"})
+    assert sorted(members(fake, keys.workers)) == [b"alive", b"w1"]
+
+
+def test_heartbeat_trims_old_rate_buckets(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    now = redis_second(fake)
+    fake.hset(
+        keys.rates,
+        mapping={f"a:{now}": 1, f"c:{now - 5}": 2, f"a:{now - 100}": 3, f"c:{now - 3600}": 4},
+    )
+    store.heartbeat("w1", 5_000, 12, {})
+    assert sorted(fake.hkeys(keys.rates)) == sorted([f"a:{now}".encode(), f"c:{now - 5}".encode()])
+
+
+def test_heartbeat_reports_stop_requests(store: QueueStore) -> None:
+    assert store.heartbeat("w1", 5_000, 12, {}).stop_me_ms is None
+    store.request_stop("w1")
+    hb1 = store.heartbeat("w1", 5_000, 12, {})
+    hb2 = store.heartbeat("w2", 5_000, 12, {})
+    assert hb1.stop_me_ms is not None
+    assert abs(hb1.stop_me_ms - hb1.now_ms) < 5_000
+    assert hb1.stop_all_ms is None
+    assert hb2.stop_me_ms is None
+    store.request_stop(None)
+    hb2 = store.heartbeat("w2", 5_000, 12, {})
+    assert hb2.stop_all_ms is not None
+    assert hb2.stop_me_ms is None
+
+
+def test_heartbeat_reports_lane_lengths(store: QueueStore) -> None:
+    enqueue(store, "a", "b", "c")
+    enqueue(store, "p", priority=True)
+    hb = store.heartbeat("w1", 5_000, 12, {})
+    assert (hb.pending, hb.priority) == (3, 1)
+
+
+def test_read_cluster_sees_what_scripts_wrote(store: QueueStore) -> None:
+    enqueue(store, "a", "b", "c")
+    enqueue(store, "p", priority=True)
+    fetch_ids(store, 2)
+    store.heartbeat("w1", 5_000, 12, {"host": "h", "base": 2, "running": 2})
+    store.complete(TTL_MS, [ran("p", FAILED)])
+    raw = store.read_cluster()
+    assert (raw.queued, raw.priority) == (2, 0)
+    assert [wid for wid, _ in raw.workers] == ["w1"]
+    assert raw.workers[0][1]["base"] == "2"
+    assert raw.counters["arrived"] == 4
+    assert raw.counters["failed"] == 1
+    assert raw.buckets == {bucket_of(0.002): 1}
+    assert sum(v for k, v in raw.rates.items() if k.startswith("a:")) == 4
+
+
+# -- keys: all passed in KEYS, all under the queue's hash tag (SPEC §8) ---------------------
+
+
+def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
+    finished = [ran("t1", reply=REPLY), Finished("t2", RETRIED)]
+    return [
+        cmd.enqueue_call(keys, [("t1", b"e1"), ("t2", b"e2")], priority=False),
+        cmd.enqueue_call(keys, [("t3", b"e3")], priority=True),
+        cmd.fetch_call(keys, 10, LEASE_MS),
+        cmd.enqueue_call(keys, [("t4", b"e4")], priority=False),
+        cmd.complete_call(keys, TTL_MS, finished),
+        cmd.requeue_call(keys, ["t2"]),
+        cmd.cancel_call(keys, TTL_MS, [("t3", b"c3"), ("t4", b"c4")]),
+        cmd.heartbeat_call(keys, "w1", 5_000, 12, {"host": "h"}),
+    ]
+
+
+def test_every_call_uses_one_hash_tag() -> None:
+    keys = QueueKeys("orders")
+    calls = all_calls(keys)
+    assert {c.script for c in calls} == set(NAMES)
+    slot = key_slot(b"{orders}")
+    for call in calls:
+        assert call.keys, call.script
+        for key in call.keys:
+            assert "{orders}" in key, (call.script, key)
+            assert key.index("{") == key.index("{orders}"), key
+            assert key_slot(key.encode()) == slot, (call.script, key)
+
+
+def test_scripts_touch_only_keys_passed_in_keys(fake: fakeredis.FakeRedis) -> None:
+    keys = QueueKeys("orders")
+    passed: set[bytes] = set()
+    # A scenario in which every script writes: queue, fetch, finish, retry, cancel, beat.
+    for call in all_calls(keys):
+        passed.update(k.encode() for k in call.keys)
+        fake.register_script(source(call.script))(keys=call.keys, args=call.args)
+    written = set(fake.keys("*"))
+    assert written, "the scenario wrote nothing"
+    assert written <= passed
+    # the branches that write per-task keys did run: complete 'done' and cancel
+    assert keys.result("t1").encode() in written
+    assert keys.result("t4").encode() in written
+    assert keys.worker("w1").encode() in written
+
+
+KEY_COMMANDS_ARG = re.compile(r"redis\.call\('(\w+)'\s*(?:,\s*([^,)]+))?")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lua_names_keys_only_through_keys_array(name: str) -> None:
+    text = source(name)
+    assert text.startswith("--")  # headed by its contract
+    assert "KEYS[" in text
+    assert "tasker:" not in text
+    calls = KEY_COMMANDS_ARG.findall(text)
+    assert calls
+    for command, first_arg in calls:
+        if command in ("TIME", "PUBLISH"):
+            continue
+        assert first_arg.startswith("KEYS["), (name, command, first_arg)

@@ -1,0 +1,229 @@
+"""Real `tasker-worker` processes: started, signalled and killed by the tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tasker_dist import Producer, TaskError, TaskNotFound
+
+from . import tasks
+from .conftest import TASKER_BIN, WORKER_BIN, WorkerProcess, wait_until
+
+
+@pytest.fixture
+def producer(redis_url: str, queue: str) -> Iterator[Producer]:
+    with Producer(redis_url, queue) as p:
+        yield p
+
+
+def _events(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _live_workers(p: Producer, n: int) -> None:
+    wait_until(
+        lambda: len(p.stats().workers) == n and p.stats().active_workers > 0,
+        timeout=15,
+        message=f"{n} worker daemon(s) in the stats",
+    )
+
+
+def test_two_daemons_serve_a_producer_and_show_in_stats(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    daemons = [start_worker(), start_worker()]
+    _live_workers(producer, 2)
+    assert producer.queue_task(lambda ctx, db, x: x * 2, 21) == 42
+    stats = producer.stats()
+    assert stats.base_workers == 4
+    assert {w.pid for w in stats.workers} == {d.pid for d in daemons}
+    # Both daemons take work: resource ids are "<pid>-<n>".
+    futures = [producer.queue_task_async(tasks.sleep_then, 0.02, i) for i in range(40)]
+    ids = [producer.queue_task_async(tasks.resource_id) for _ in range(40)]
+    assert [f.result(20) for f in futures] == list(range(40))
+    pids = {int(f.result(20).split("-")[0]) for f in ids}
+    assert pids <= {d.pid for d in daemons}
+    metrics = producer.metrics()
+    assert metrics.total_tasks_completed == 81
+
+
+def test_sigterm_finishes_running_tasks_destroys_resources_exits_zero(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+) -> None:
+    events = tmp_path / "events"
+    daemon = start_worker(env={"TASKER_TEST_EVENTS": str(events), "TASKER_TEST_WORKERS": "2"})
+    _live_workers(producer, 1)
+    running = [producer.queue_task_async(tasks.sleep_then, 0.5, i) for i in range(2)]
+    wait_until(lambda: producer.stats().running_tasks == 2, message="both tasks running")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.output()
+    assert [f.result(0) for f in running] == [0, 1]
+    lines = _events(events)
+    assert sorted(e.split()[0] for e in lines) == ["create"] * 2 + ["destroy"] * 2
+    assert producer.stats().workers == ()  # it left the cluster at once
+
+
+def test_second_signal_kills_and_hands_running_task_to_another_daemon(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    first = start_worker(env={"TASKER_TEST_WORKERS": "1", "TASKER_TEST_KILL_GRACE": "0.3"})
+    _live_workers(producer, 1)
+    future = producer.queue_task_async(tasks.ignore_cancel, 1.5)
+    wait_until(lambda: producer.stats().running_tasks == 1, message="the task to start")
+    first.signal(signal.SIGTERM)
+    wait_until(lambda: "signal again to kill" in first.output(), message="the stop to begin")
+    first.signal(signal.SIGTERM)
+    assert first.wait() == 1
+    assert "handed 1 running task(s) back" in first.output()
+    assert producer.stats().queued_tasks + producer.stats().priority_tasks == 1
+    start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    assert future.result(20) == "finished"
+
+
+def test_sys_exit_in_a_task_does_not_end_the_daemon(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    daemon = start_worker()
+    _live_workers(producer, 1)
+    with pytest.raises(TaskError, match="SystemExit"):
+        producer.queue_task(tasks.exit_now, 3)
+    assert producer.queue_task(lambda ctx, r: "still here") == "still here"
+    assert daemon.proc.poll() is None
+
+
+def test_unhealthy_errors_replace_the_resource_in_the_daemon(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+) -> None:
+    events = tmp_path / "events"
+    start_worker(
+        env={
+            "TASKER_TEST_EVENTS": str(events),
+            "TASKER_TEST_WORKERS": "1",
+            "TASKER_TEST_MAX_RETRIES": "1",
+        }
+    )
+    _live_workers(producer, 1)
+    with pytest.raises(Exception, match="max retries exceeded") as info:
+        producer.queue_task(tasks.unhealthy)
+    assert isinstance(info.value.__cause__, tasks.Unhealthy)
+    wait_until(lambda: len(_events(events)) == 5, message="two replacements")
+    assert [e.split()[0] for e in _events(events)] == [
+        "create", "destroy", "create", "destroy", "create"
+    ]  # fmt: skip
+    assert producer.metrics().total_tasks_retried == 1
+
+
+def test_burst_in_a_daemon_grows_and_shrinks(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    start_worker(
+        env={
+            "TASKER_TEST_WORKERS": "1",
+            "TASKER_TEST_MAX_WORKERS": "4",
+            "TASKER_TEST_BURST_INTERVAL": "0.1",
+        }
+    )
+    _live_workers(producer, 1)
+    ids = producer.enqueue_many(tasks.sleep_then, [(0.05, i) for i in range(60)])
+    wait_until(lambda: producer.stats().burst_workers > 0, message="burst slots")
+    assert producer.stats().active_workers <= 4
+    assert [producer.result(i, timeout=30) for i in ids] == list(range(60))
+    wait_until(lambda: producer.stats().burst_workers == 0, message="burst slots retired")
+    assert producer.stats().active_workers == 1
+
+
+def test_tasker_stop_asks_daemons_to_stop(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+) -> None:
+    daemons = [start_worker(), start_worker()]
+    _live_workers(producer, 2)
+    out = subprocess.run(
+        [TASKER_BIN, "stop", "--redis-url", redis_url, "--queue", queue],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "stop requested" in out.stdout
+    assert [d.wait() for d in daemons] == [0, 0]
+
+
+def test_tasker_stats_and_metrics_show_the_cluster(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+) -> None:
+    daemon = start_worker()
+    _live_workers(producer, 1)
+    producer.queue_task(lambda ctx, r: None)
+    stats = subprocess.run(
+        [TASKER_BIN, "stats", "--redis-url", redis_url, "--queue", queue],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "active_workers" in stats
+    assert str(daemon.pid) in stats
+    metrics = subprocess.run(
+        [TASKER_BIN, "metrics", "--json", "--redis-url", redis_url, "--queue", queue],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    assert '"total_tasks_completed": 1' in metrics
+
+
+def test_result_by_id_from_another_producer(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+) -> None:
+    start_worker()
+    task_id = producer.enqueue(tasks.sleep_then, 0.2, "from afar")
+    with Producer(redis_url, queue) as other:
+        assert other.result(task_id, timeout=20) == "from afar"
+        assert other.result(task_id) == "from afar"  # still stored
+        with pytest.raises(TaskNotFound):
+            other.result("0" * 32)
+
+
+def test_bad_command_lines_exit_2_with_a_clear_message(redis_url: str) -> None:
+    cases = [
+        (["tests.tasks:nope", "--redis-url", redis_url], "has no attribute 'nope'"),
+        (["no_such_module:config", "--redis-url", redis_url], "cannot import"),
+        (["tests.tasks:config", "--redis-url", "http://x"], "redis_url must start with"),
+        (["tests.tasks:config", "--redis-url", redis_url, "--workers", "0"], "worker_count"),
+    ]
+    for args, message in cases:
+        out = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+            [WORKER_BIN, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path(__file__).parent.parent,
+        )
+        assert out.returncode == 2, (args, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+    env_less = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "tasker_dist.worker", "tests.tasks:config"],
+        capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent.parent,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert env_less.returncode == 2
+    assert "--redis-url" in env_less.stderr
+
+
+def test_unreachable_redis_fails_fast(tmp_path: Path) -> None:
+    start = time.monotonic()
+    out = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [WORKER_BIN, "tests.tasks:config", "--redis-url", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert out.returncode == 1
+    assert "127.0.0.1:1" in out.stderr
+    assert time.monotonic() - start < 10
