@@ -73,12 +73,13 @@ def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: 
     return ScriptCall("enqueue", [keys.tasks, lane, keys.signal, keys.counters, keys.rates], args)
 
 
-def fetch_call(keys: QueueKeys, limit: int, lease_ms: int) -> ScriptCall:
+def fetch_call(keys: QueueKeys, worker_id: str, limit: int) -> ScriptCall:
     return ScriptCall(
         "fetch",
-        [keys.priority, keys.pending, keys.tasks, keys.retries, keys.inflight, keys.signal],
-        [limit, lease_ms],
-    )
+        [keys.priority, keys.pending, keys.tasks, keys.retries, keys.held(worker_id),
+         keys.signal],
+        [limit],
+    )  # fmt: skip
 
 
 def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
@@ -90,7 +91,9 @@ def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
     return now_ms, tasks
 
 
-def complete_call(keys: QueueKeys, ttl_ms: int, finished: Sequence[Finished]) -> ScriptCall:
+def complete_call(
+    keys: QueueKeys, worker_id: str, ttl_ms: int, finished: Sequence[Finished]
+) -> ScriptCall:
     args: list[Any] = [ttl_ms]
     for f in finished:
         args.extend((
@@ -101,14 +104,25 @@ def complete_call(keys: QueueKeys, ttl_ms: int, finished: Sequence[Finished]) ->
         ))  # fmt: skip
     return ScriptCall(
         "complete",
-        [keys.tasks, keys.retries, keys.inflight, keys.counters, keys.histogram, keys.rates,
+        [keys.tasks, keys.retries, keys.held(worker_id), keys.counters, keys.histogram, keys.rates,
          keys.priority, keys.signal, *(keys.result(f.task_id) for f in finished)],
         args,
     )  # fmt: skip
 
 
-def requeue_call(keys: QueueKeys, task_ids: Sequence[str]) -> ScriptCall:
-    return ScriptCall("requeue", [keys.inflight, keys.priority, keys.signal], list(task_ids))
+def requeue_call(keys: QueueKeys, worker_id: str, task_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("requeue", [keys.held(worker_id), keys.priority, keys.signal], list(task_ids))
+
+
+def recover_call(keys: QueueKeys, worker_ids: Sequence[str], only_stale: bool) -> ScriptCall:
+    worker_keys: list[str] = []
+    for wid in worker_ids:
+        worker_keys.append(keys.held(wid))
+        worker_keys.append(keys.worker(wid))
+    return ScriptCall(
+        "recover", [keys.workers, keys.priority, keys.signal, *worker_keys],
+        [1 if only_stale else 0, *worker_ids],
+    )  # fmt: skip
 
 
 def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
@@ -151,18 +165,31 @@ def heartbeat_call(
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
+    """What a worker learns from its heartbeat."""
+
     now_ms: int
     stop_all_ms: int | None
     stop_me_ms: int | None
     pending: int
     priority: int
+    #: False when this worker had been taken for dead (its tasks were handed back).
+    known: bool
+    stale_workers: list[str]
 
 
 def parse_heartbeat(reply: Sequence[Any]) -> Heartbeat:
     def opt(v: Any) -> int | None:
         return None if v is None else int(v)
 
-    return Heartbeat(int(reply[0]), opt(reply[1]), opt(reply[2]), int(reply[3]), int(reply[4]))
+    return Heartbeat(
+        int(reply[0]),
+        opt(reply[1]),
+        opt(reply[2]),
+        int(reply[3]),
+        int(reply[4]),
+        bool(int(reply[5])),
+        [text(w) for w in reply[6:]],
+    )
 
 
 def cluster_commands(keys: QueueKeys) -> list[tuple[Any, ...]]:

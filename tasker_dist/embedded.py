@@ -10,11 +10,9 @@ temporary directory is removed on `stop` or at exit.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 import redis
 
 from .errors import EmbeddedServerError
+from .processes import die_with_parent
 
 __all__ = ["EmbeddedServer", "find_server_binary"]
 
@@ -61,15 +60,6 @@ def _free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies (Linux only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class EmbeddedServer:
     """A running private server; use `start`, then `stop` (or a ``with`` block)."""
 
@@ -93,11 +83,9 @@ class EmbeddedServer:
                 "--loglevel", "warning", "--logfile", os.path.join(workdir, "server.log"),
                 *extra_args,
             ]  # fmt: skip
-            # preexec_fn only makes one prctl call (no locks, no allocation), which is
-            # safe between fork and exec even with threads running.
             process = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                stderr=subprocess.PIPE, preexec_fn=die_with_parent,  # noqa: PLW1509
             )  # fmt: skip
             server = cls(process, port, workdir)
             if server._wait_ready():

@@ -54,11 +54,6 @@ class QueueKeys:
         return f"{self.tag}:retries"
 
     @property
-    def inflight(self) -> str:
-        """Sorted set task id -> lease deadline (Redis time, ms) while a worker holds it."""
-        return f"{self.tag}:inflight"
-
-    @property
     def counters(self) -> str:
         """Hash of cluster-wide lifetime counters (arrived, completed, failed, ...)."""
         return f"{self.tag}:counters"
@@ -82,6 +77,11 @@ class QueueKeys:
     def control(self) -> str:
         """Hash of requests to daemons: ``stop`` (all) or ``stop:<worker id>`` -> ms."""
         return f"{self.tag}:control"
+
+    def held(self, worker_id: str) -> str:
+        """Set of the task ids one worker has taken and not finished. The worker's lease on
+        them is its heartbeat: when that goes stale they are handed back (recover.lua)."""
+        return f"{self.tag}:held:{worker_id}"
 
     def worker(self, worker_id: str) -> str:
         """Hash of one daemon's live stats; expires when its heartbeat stops."""

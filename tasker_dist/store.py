@@ -13,7 +13,7 @@ import redis
 from redis.commands.core import Script
 
 from . import commands as cmd
-from .connection import BLOCK_S, call, connect
+from .connection import BLOCK_S, call, connect, redis_errors
 from .keys import QueueKeys
 from .scripts import source
 from .stats import RawCluster
@@ -86,29 +86,39 @@ class QueueStore:
         call("stop request", self.url, lambda: self.client.hset(self.keys.control, field, now_ms))
 
     # -- workers ------------------------------------------------------------------------
-    def fetch(self, limit: int, lease_ms: int) -> tuple[int, list[cmd.Fetched]]:
-        return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, limit, lease_ms)))
+    def fetch(self, worker_id: str, limit: int) -> tuple[int, list[cmd.Fetched]]:
+        """Take up to ``limit`` tasks into ``worker_id``'s held set."""
+        return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, worker_id, limit)))
 
     def wait_for_work(self) -> None:
         """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work."""
         if self._blocking is None:
             self._blocking = connect(self.url, self._timeout, blocking=True)
-        blocking = self._blocking
-        call("BRPOP", self.url, lambda: blocking.brpop([self.keys.signal], timeout=BLOCK_S))
+        # Not retried: `interrupt_wait` ends the wait by dropping its connection.
+        with redis_errors("BRPOP", self.url):
+            self._blocking.brpop([self.keys.signal], timeout=BLOCK_S)
 
     def interrupt_wait(self) -> None:
         """Make a `wait_for_work` blocked in another thread return now."""
         if self._blocking is not None:
             self._blocking.connection_pool.disconnect()
 
-    def complete(self, ttl_ms: int, finished: Sequence[cmd.Finished]) -> int:
+    def complete(self, worker_id: str, ttl_ms: int, finished: Sequence[cmd.Finished]) -> int:
         """Store results (or queue retries); returns how many tasks were no longer held."""
-        return int(self._run(cmd.complete_call(self.keys, ttl_ms, finished)))
+        return int(self._run(cmd.complete_call(self.keys, worker_id, ttl_ms, finished)))
 
-    def requeue(self, task_ids: Sequence[str]) -> int:
+    def requeue(self, worker_id: str, task_ids: Sequence[str]) -> int:
+        """Hand tasks ``worker_id`` holds back to the head of the queue."""
         if not task_ids:
             return 0
-        return int(self._run(cmd.requeue_call(self.keys, task_ids)))
+        return int(self._run(cmd.requeue_call(self.keys, worker_id, task_ids)))
+
+    def recover(self, worker_ids: Sequence[str], only_stale: bool = True) -> int:
+        """Hand back the tasks of the given workers whose heartbeat went stale (or of
+        these workers whatever their state, ``only_stale=False``); returns how many."""
+        if not worker_ids:
+            return 0
+        return int(self._run(cmd.recover_call(self.keys, worker_ids, only_stale)))
 
     def heartbeat(
         self, worker_id: str, ttl_ms: int, window_s: int, fields: Mapping[str, Any]
@@ -116,12 +126,10 @@ class QueueStore:
         call = cmd.heartbeat_call(self.keys, worker_id, ttl_ms, window_s, fields)
         return cmd.parse_heartbeat(self._run(call))
 
-    def leave(self, worker_id: str) -> None:
-        """Remove a stopping daemon from the stats at once (not at its heartbeat's expiry)."""
-        self._pipeline(
-            "leaving",
-            [("ZREM", self.keys.workers, worker_id), ("DEL", self.keys.worker(worker_id))],
-        )
+    def leave(self, worker_id: str) -> int:
+        """Remove a stopping worker from the cluster at once, handing back any task it
+        still holds; returns how many tasks went back."""
+        return self.recover([worker_id], only_stale=False)
 
     def close(self) -> None:
         self.client.close()

@@ -80,6 +80,14 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    def worker_pids(self) -> set[int]:
+        """Pids of the worker processes this daemon's supervisor runs (Linux /proc)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return {int(p) for p in path.read_text().split()}
+        except FileNotFoundError:
+            return set()
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 

@@ -96,3 +96,11 @@ def unhealthy(ctx: TaskContext, r: Resource) -> None:
 
 def exit_now(ctx: TaskContext, r: Resource, code: int) -> None:
     raise SystemExit(code)
+
+
+def crash_once(ctx: TaskContext, r: Resource, marker: str) -> str:
+    """Ends its worker process the first time it runs (as a segfault would)."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(13)
+    return "survived"

@@ -20,7 +20,7 @@ from tasker_dist.store import QueueStore
 
 QUEUE = "orders"
 TTL_MS = 60_000
-LEASE_MS = 30_000
+WID = "w-test"
 REPLY = reply_channel("producer-1")
 
 
@@ -54,11 +54,14 @@ def enqueue(store: QueueStore, *ids: str, priority: bool = False) -> None:
 
 
 def fetch_ids(store: QueueStore, limit: int = 100) -> list[str]:
-    return [f.task_id for f in store.fetch(limit, LEASE_MS)[1]]
+    return [f.task_id for f in store.fetch(WID, limit)[1]]
 
 
 def members(fake: fakeredis.FakeRedis, key: str) -> list[bytes]:
-    return list(fake.zrange(key, 0, -1))
+    """The members of a set or sorted set, in a stable order."""
+    if fake.type(key) == b"zset":
+        return list(fake.zrange(key, 0, -1))
+    return sorted(fake.smembers(key))
 
 
 def messages(pubsub: Any) -> list[tuple[bytes, bytes]]:
@@ -101,7 +104,7 @@ def test_fetch_is_fifo(store: QueueStore) -> None:
 def test_fetch_returns_envelopes_and_lane(store: QueueStore) -> None:
     enqueue(store, "a")
     enqueue(store, "p", priority=True)
-    now_ms, fetched = store.fetch(10, LEASE_MS)
+    now_ms, fetched = store.fetch(WID, 10)
     assert now_ms > 1_600_000_000_000
     assert [(f.task_id, f.payload, f.retries, f.priority) for f in fetched] == [
         ("p", env("p"), 0, True),
@@ -141,14 +144,15 @@ def test_priority_first_within_one_batch(store: QueueStore) -> None:
     assert fetch_ids(store, 4) == ["n3"]
 
 
-def test_fetch_records_lease_in_inflight(
+def test_fetch_records_the_tasks_in_the_workers_held_set(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     enqueue(store, "a", "b", "c")
-    now_ms, fetched = store.fetch(2, LEASE_MS)
+    _, fetched = store.fetch(WID, 2)
     assert len(fetched) == 2
-    leases = dict(fake.zrange(keys.inflight, 0, -1, withscores=True))
-    assert leases == {b"a": now_ms + LEASE_MS, b"b": now_ms + LEASE_MS}
+    assert members(fake, keys.held(WID)) == [b"a", b"b"]
+    store.fetch("other", 1)
+    assert members(fake, keys.held("other")) == [b"c"]
     # the envelope stays until the task is finished
     assert fake.hexists(keys.tasks, "a")
 
@@ -159,7 +163,7 @@ def test_fetch_drops_ids_whose_envelope_is_gone(
     enqueue(store, "a", "b", "c")
     fake.hdel(keys.tasks, "a")
     assert fetch_ids(store, 10) == ["b", "c"]
-    assert members(fake, keys.inflight) == [b"b", b"c"]
+    assert members(fake, keys.held(WID)) == [b"b", b"c"]
     assert fake.llen(keys.pending) == 0
 
 
@@ -182,7 +186,7 @@ def test_fetch_reports_retries_so_far(
 ) -> None:
     enqueue(store, "a")
     fake.hset(keys.retries, "a", 2)
-    [fetched] = store.fetch(1, LEASE_MS)[1]
+    [fetched] = store.fetch(WID, 1)[1]
     assert fetched.retries == 2
 
 
@@ -240,13 +244,13 @@ def test_complete_done_stores_result_and_cleans_up(
     fetch_ids(store, 2)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(REPLY, keys.done_channel("a"), keys.done_channel("b"))
-    skipped = store.complete(TTL_MS, [ran("a", result=b"result-a", reply=REPLY)])
+    skipped = store.complete(WID, TTL_MS, [ran("a", result=b"result-a", reply=REPLY)])
     assert skipped == 0
     assert fake.get(keys.result("a")) == b"result-a"
     assert 0 < fake.pttl(keys.result("a")) <= TTL_MS
     assert not fake.hexists(keys.tasks, "a")
     assert not fake.hexists(keys.retries, "a")
-    assert members(fake, keys.inflight) == [b"b"]
+    assert members(fake, keys.held(WID)) == [b"b"]
     assert fake.hexists(keys.tasks, "b")
     assert fake.get(keys.result("b")) is None
     assert sorted(messages(pubsub)) == sorted(
@@ -262,7 +266,7 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     fetch_ids(store)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
-    store.complete(TTL_MS, [Finished("a", COMPLETED, b"r", "")])
+    store.complete(WID, TTL_MS, [Finished("a", COMPLETED, b"r", "")])
     assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
     pubsub.close()
 
@@ -273,9 +277,11 @@ def test_complete_counts_metrics(
     enqueue(store, "a", "b", "c")
     fetch_ids(store)
     store.complete(
-        TTL_MS, [ran("a", exec_us=1_000, wait_us=300), ran("b", FAILED, exec_us=2_000, wait_us=400)]
+        WID,
+        TTL_MS,
+        [ran("a", exec_us=1_000, wait_us=300), ran("b", FAILED, exec_us=2_000, wait_us=400)],
     )
-    store.complete(TTL_MS, [ran("c", exec_us=5_000, wait_us=300)])
+    store.complete(WID, TTL_MS, [ran("c", exec_us=5_000, wait_us=300)])
     counters = {k.decode(): int(v) for k, v in fake.hgetall(keys.counters).items()}
     assert counters == {
         "arrived": 3,
@@ -302,14 +308,14 @@ def test_complete_retry_goes_to_head_of_priority_lane(
     enqueue(store, "a", "b")
     assert fetch_ids(store, 1) == ["a"]
     enqueue(store, "p", priority=True)
-    skipped = store.complete(TTL_MS, [ran("a", RETRIED, result=b"")])
+    skipped = store.complete(WID, TTL_MS, [ran("a", RETRIED, result=b"")])
     assert skipped == 0
     assert fake.hget(keys.retries, "a") == b"1"
     assert fake.hget(keys.counters, "retried") == b"1"
     assert fake.hexists(keys.tasks, "a")  # the envelope is kept for the retry
     assert fake.get(keys.result("a")) is None
-    assert members(fake, keys.inflight) == []
-    [first] = store.fetch(1, LEASE_MS)[1]
+    assert members(fake, keys.held(WID)) == []
+    [first] = store.fetch(WID, 1)[1]
     assert (first.task_id, first.retries, first.priority) == ("a", 1, True)
     assert fetch_ids(store) == ["p", "b"]
 
@@ -320,9 +326,9 @@ def test_complete_retry_twice_counts_retries(
     enqueue(store, "a")
     for expected in (1, 2):
         fetch_ids(store)
-        store.complete(TTL_MS, [Finished("a", RETRIED)])
+        store.complete(WID, TTL_MS, [Finished("a", RETRIED)])
         assert fake.hget(keys.retries, "a") == str(expected).encode()
-    [fetched] = store.fetch(1, LEASE_MS)[1]
+    [fetched] = store.fetch(WID, 1)[1]
     assert fetched.retries == 2
     assert fake.hget(keys.counters, "retried") == b"2"
 
@@ -333,7 +339,7 @@ def test_complete_retry_wakes_a_worker(
     enqueue(store, "a")
     fetch_ids(store)
     fake.delete(keys.signal)
-    store.complete(TTL_MS, [Finished("a", RETRIED)])
+    store.complete(WID, TTL_MS, [Finished("a", RETRIED)])
     assert fake.llen(keys.signal) == 1
 
 
@@ -342,11 +348,12 @@ def test_complete_skips_tasks_not_in_flight(
 ) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store)
-    assert store.requeue(["a"]) == 1  # handed back by a kill
+    assert store.requeue(WID, ["a"]) == 1  # handed back by a kill
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
     before = {k: fake.dump(k) for k in fake.keys("*")}
     skipped = store.complete(
+        WID,
         TTL_MS,
         [
             ran("a", result=b"late", reply=REPLY),
@@ -367,8 +374,9 @@ def test_complete_counts_a_mix_of_done_and_skipped(
 ) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store)
-    store.requeue(["a"])
+    store.requeue(WID, ["a"])
     skipped = store.complete(
+        WID,
         TTL_MS,
         [Finished("a", COMPLETED, b"ra", ""), Finished("b", COMPLETED, b"rb", "")],
     )
@@ -382,10 +390,10 @@ def test_complete_of_skipped_task_counts_no_metrics(
 ) -> None:
     enqueue(store, "a")
     fetch_ids(store)
-    store.requeue(["a"])
+    store.requeue(WID, ["a"])
     counters_before = fake.hgetall(keys.counters)
     rates_before = fake.hgetall(keys.rates)
-    skipped = store.complete(TTL_MS, [ran("a", result=b"late", reply=REPLY)])
+    skipped = store.complete(WID, TTL_MS, [ran("a", result=b"late", reply=REPLY)])
     assert skipped == 1
     assert fake.hgetall(keys.counters) == counters_before
     assert fake.hgetall(keys.histogram) == {}
@@ -401,10 +409,10 @@ def test_requeue_only_tasks_still_in_flight(
     enqueue(store, "a", "b", "c")
     fetch_ids(store, 2)
     fake.delete(keys.signal)
-    assert store.requeue(["a", "a", "not-taken", "c"]) == 1
-    assert store.requeue(["a"]) == 0
+    assert store.requeue(WID, ["a", "a", "not-taken", "c"]) == 1
+    assert store.requeue(WID, ["a"]) == 0
     assert fake.lrange(keys.priority, 0, -1) == [b"a"]
-    assert members(fake, keys.inflight) == [b"b"]
+    assert members(fake, keys.held(WID)) == [b"b"]
     assert fake.llen(keys.signal) == 1
     assert fetch_ids(store) == ["a", "c"]
 
@@ -413,7 +421,7 @@ def test_requeue_goes_to_head_of_priority_lane(store: QueueStore) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store, 2)
     enqueue(store, "p", priority=True)
-    assert store.requeue(["a", "b"]) == 2
+    assert store.requeue(WID, ["a", "b"]) == 2
     fetched = fetch_ids(store)
     # both handed-back tasks come before the priority task that was already waiting
     assert sorted(fetched[:2]) == ["a", "b"]
@@ -424,8 +432,8 @@ def test_requeue_nothing_sends_no_token(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     fake.delete(keys.signal)
-    assert store.requeue(["ghost"]) == 0
-    assert store.requeue([]) == 0
+    assert store.requeue(WID, ["ghost"]) == 0
+    assert store.requeue(WID, []) == 0
     assert fake.llen(keys.signal) == 0
     assert fake.llen(keys.priority) == 0
 
@@ -466,9 +474,9 @@ def test_cancel_leaves_taken_tasks_alone(
     assert store.cancel(TTL_MS, [("a", b"c-a"), ("b", b"c-b")]) == ["b"]
     assert fake.get(keys.result("a")) is None
     assert fake.hexists(keys.tasks, "a")
-    assert members(fake, keys.inflight) == [b"a"]
+    assert members(fake, keys.held(WID)) == [b"a"]
     # the worker that holds it still completes it normally
-    assert store.complete(TTL_MS, [Finished("a", COMPLETED, b"ra", "")]) == 0
+    assert store.complete(WID, TTL_MS, [Finished("a", COMPLETED, b"ra", "")]) == 0
     assert fake.get(keys.result("a")) == b"ra"
 
 
@@ -487,18 +495,61 @@ def test_heartbeat_publishes_worker_hash_with_ttl(
     hb = store.heartbeat("w1", 5_000, 12, {"host": "h1", "pid": 42, "base": 2})
     assert fake.hgetall(keys.worker("w1")) == {b"host": b"h1", b"pid": b"42", b"base": b"2"}
     assert 0 < fake.pttl(keys.worker("w1")) <= 5_000
-    assert dict(fake.zrange(keys.workers, 0, -1, withscores=True)) == {b"w1": hb.now_ms}
+    # scored by when its heartbeat goes stale, in Redis time
+    assert dict(fake.zrange(keys.workers, 0, -1, withscores=True)) == {b"w1": hb.now_ms + 5_000}
     assert hb.stop_all_ms is None
     assert hb.stop_me_ms is None
 
 
-def test_heartbeat_prunes_stale_workers(
+def test_heartbeat_reports_stale_workers(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     now_ms = redis_second(fake) * 1000
-    fake.zadd(keys.workers, {"dead": now_ms - 60_000, "alive": now_ms - 1_000})
-    store.heartbeat("w1", 5_000, 12, {"host": "h"})
-    assert sorted(members(fake, keys.workers)) == [b"alive", b"w1"]
+    fake.zadd(keys.workers, {"dead": now_ms - 1_000, "alive": now_ms + 60_000})
+    hb = store.heartbeat("w1", 5_000, 12, {"host": "h"})
+    assert hb.stale_workers == ["dead"]
+    assert not hb.known  # its first beat
+    assert store.heartbeat("w1", 5_000, 12, {}).known
+
+
+# -- recover --------------------------------------------------------------------------------
+
+
+def test_recover_hands_back_the_tasks_of_dead_workers_once(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "c")
+    store.heartbeat("dead", 5_000, 12, {"host": "h"})
+    store.heartbeat("alive", 5_000, 12, {"host": "h"})
+    store.fetch("dead", 2)
+    store.fetch("alive", 1)
+    fake.zadd(keys.workers, {"dead": redis_second(fake) * 1000 - 1})  # its heartbeat lapsed
+    fake.delete(keys.signal)
+    assert store.recover(["dead", "alive"]) == 2
+    assert store.recover(["dead", "alive"]) == 0  # a second recoverer finds nothing
+    assert fake.lrange(keys.priority, 0, -1) == [b"a", b"b"] or sorted(
+        fake.lrange(keys.priority, 0, -1)
+    ) == [b"a", b"b"]
+    assert members(fake, keys.held("alive")) == [b"c"]
+    assert not fake.exists(keys.held("dead"), keys.worker("dead"))
+    assert members(fake, keys.workers) == [b"alive"]
+    assert fake.llen(keys.signal) == 1
+    # the dead worker comes back: its late results are refused
+    assert store.complete("dead", TTL_MS, [Finished("a", COMPLETED, b"late", "")]) == 1
+    assert fake.get(keys.result("a")) is None
+    assert not store.heartbeat("dead", 5_000, 12, {}).known
+
+
+def test_leaving_hands_back_what_a_worker_still_holds(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    store.heartbeat(WID, 5_000, 12, {"host": "h"})
+    store.fetch(WID, 1)
+    assert store.leave(WID) == 1
+    assert fake.lrange(keys.priority, 0, -1) == [b"a"]
+    assert members(fake, keys.workers) == []
+    assert not fake.exists(keys.worker(WID))
 
 
 def test_heartbeat_trims_old_rate_buckets(
@@ -540,7 +591,7 @@ def test_read_cluster_sees_what_scripts_wrote(store: QueueStore) -> None:
     enqueue(store, "p", priority=True)
     fetch_ids(store, 2)
     store.heartbeat("w1", 5_000, 12, {"host": "h", "base": 2, "running": 2})
-    store.complete(TTL_MS, [ran("p", FAILED)])
+    store.complete(WID, TTL_MS, [ran("p", FAILED)])
     raw = store.read_cluster()
     assert (raw.queued, raw.priority) == (2, 0)
     assert [wid for wid, _ in raw.workers] == ["w1"]
@@ -559,10 +610,11 @@ def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
     return [
         cmd.enqueue_call(keys, [("t1", b"e1"), ("t2", b"e2")], priority=False),
         cmd.enqueue_call(keys, [("t3", b"e3")], priority=True),
-        cmd.fetch_call(keys, 10, LEASE_MS),
+        cmd.fetch_call(keys, WID, 10),
         cmd.enqueue_call(keys, [("t4", b"e4")], priority=False),
-        cmd.complete_call(keys, TTL_MS, finished),
-        cmd.requeue_call(keys, ["t2"]),
+        cmd.complete_call(keys, WID, TTL_MS, finished),
+        cmd.requeue_call(keys, WID, ["t2"]),
+        cmd.recover_call(keys, [WID, "w1"], only_stale=False),
         cmd.cancel_call(keys, TTL_MS, [("t3", b"c3"), ("t4", b"c4")]),
         cmd.heartbeat_call(keys, "w1", 5_000, 12, {"host": "h"}),
     ]

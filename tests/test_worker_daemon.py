@@ -43,13 +43,14 @@ def test_two_daemons_serve_a_producer_and_show_in_stats(
     assert producer.queue_task(lambda ctx, db, x: x * 2, 21) == 42
     stats = producer.stats()
     assert stats.base_workers == 4
-    assert {w.pid for w in stats.workers} == {d.pid for d in daemons}
+    worker_pids = set().union(*(d.worker_pids() for d in daemons))
+    assert {w.pid for w in stats.workers} == worker_pids
     # Both daemons take work: resource ids are "<pid>-<n>".
     futures = [producer.queue_task_async(tasks.sleep_then, 0.02, i) for i in range(40)]
     ids = [producer.queue_task_async(tasks.resource_id) for _ in range(40)]
     assert [f.result(20) for f in futures] == list(range(40))
     pids = {int(f.result(20).split("-")[0]) for f in ids}
-    assert pids <= {d.pid for d in daemons}
+    assert pids <= worker_pids
     metrics = producer.metrics()
     assert metrics.total_tasks_completed == 81
 
@@ -169,7 +170,7 @@ def test_tasker_stats_and_metrics_show_the_cluster(
         check=True,
     ).stdout
     assert "active_workers" in stats
-    assert str(daemon.pid) in stats
+    assert str(daemon.worker_pids().pop()) in stats
     metrics = subprocess.run(
         [TASKER_BIN, "metrics", "--json", "--redis-url", redis_url, "--queue", queue],
         capture_output=True, text=True, timeout=30, check=True,
@@ -224,6 +225,23 @@ def test_unreachable_redis_fails_fast(tmp_path: Path) -> None:
         timeout=30,
         cwd=Path(__file__).parent.parent,
     )
-    assert out.returncode == 1
+    assert out.returncode == 3
     assert "127.0.0.1:1" in out.stderr
     assert time.monotonic() - start < 10
+
+
+def test_a_task_that_kills_its_process_is_not_lost_and_the_daemon_lives_on(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+) -> None:
+    daemon = start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    _live_workers(producer, 1)
+    first_pids = daemon.worker_pids()
+    marker = str(tmp_path / "crashed-once")
+    assert producer.queue_task(tasks.crash_once, marker) == "survived"
+    out = daemon.output()
+    assert "died (exit code 13)" in out
+    assert "handed 1 task(s) it held back to the queue" in out
+    assert daemon.worker_pids() != first_pids  # a new worker process took over
+    assert producer.queue_task(lambda ctx, r: "serving") == "serving"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0

@@ -7,7 +7,7 @@ from importlib import resources
 
 __all__ = ["source"]
 
-NAMES = ("enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat")
+NAMES = ("enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover")
 
 
 @cache

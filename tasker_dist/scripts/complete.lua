@@ -1,5 +1,6 @@
 -- Record the outcomes of a batch of tasks held by the caller, and their metrics.
--- KEYS[1] tasks hash   KEYS[2] retries hash   KEYS[3] inflight zset   KEYS[4] counters hash
+-- KEYS[1] tasks hash   KEYS[2] retries hash   KEYS[3] the caller's held set
+-- KEYS[4] counters hash
 -- KEYS[5] histogram hash   KEYS[6] rates hash   KEYS[7] priority list   KEYS[8] signal list
 -- KEYS[8 + i] result key of task i
 -- ARGV[1] result TTL (ms), then per task a group of 8:
@@ -8,7 +9,7 @@
 -- status 'retried': the id goes to the head of the priority lane, its retries + 1.
 -- status 'completed' or 'failed': the result is stored with the TTL, published on the
 --   reply channel (unless ''), the done channel is told, and the envelope is deleted.
--- A task no longer in the inflight set (handed back, or taken over) is skipped and
+-- A task the caller no longer holds (handed back, or recovered from it) is skipped and
 -- counts in no metric, so every task is counted once whoever finishes it.
 -- Returns the number of tasks skipped.
 local ttl = ARGV[1]
@@ -20,7 +21,7 @@ for o = 2, #ARGV, 8 do
   local i = (o - 2) / 8 + 1
   local id = ARGV[o]
   local status = ARGV[o + 1]
-  if redis.call('ZREM', KEYS[3], id) == 1 then
+  if redis.call('SREM', KEYS[3], id) == 1 then
     if status == 'retried' then
       redis.call('HINCRBY', KEYS[2], id, 1)
       redis.call('RPUSH', KEYS[7], id)

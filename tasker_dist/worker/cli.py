@@ -2,7 +2,10 @@
 
 SIGTERM or SIGINT stops it gracefully (fetch nothing new, hand back what was fetched but
 not started, finish running tasks, destroy resources, exit 0); a second signal kills it
-(cancel running tasks, hand them back to the queue after ``kill_grace``, exit 1).
+(cancel running tasks, hand them back to the queue after ``kill_grace``, exit 1). Exit
+code 2 means a bad command line or Config, 3 that Redis could not be reached at start.
+The process started is a supervisor (`supervisor`) running ``--processes`` worker
+processes (`daemon`) and restarting any that a task kills.
 """
 
 from __future__ import annotations
@@ -12,20 +15,16 @@ import dataclasses
 import importlib
 import logging
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any
 
 from ..config import Config, resolve_redis_url
-from ..errors import ConfigError, TaskerError
+from ..errors import ConfigError
 from ..store import QueueStore
-from .runtime import WorkerRuntime
+from .daemon import EXIT_BAD_CONFIG, serve
+from .supervisor import supervise
 
 __all__ = ["load_config", "main"]
-
-log = logging.getLogger("tasker_dist.worker")
 
 
 def load_config(target: str) -> Config[Any]:
@@ -66,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="base worker slots (Config.worker_count)")
     p.add_argument("--max-workers", type=int, help="burst limit (Config.max_worker_count)")
     p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes on this host, each with its own slots (default 1)",
+    )
+    p.add_argument("--worker-id", help=argparse.SUPPRESS)
+    p.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
+    p.add_argument(
         "--log-level",
         default=os.environ.get("TASKER_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (default INFO)",
@@ -94,43 +101,24 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    raw = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(raw)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
     try:
         config = _configure(args)
-    except (ConfigError, ValueError) as exc:
+        if args.processes < 1:
+            raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+    except ValueError as exc:  # ConfigError included
         print(f"tasker-worker: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIG
+    if args.status_fd is not None:  # a worker process started by the supervisor
+        return serve(config, args.worker_id, args.status_fd)
     assert config.redis_url is not None
     store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
-    signals: list[int] = []
-    wake = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signals.append(signum)
-        wake.set()
-
-    runtime = WorkerRuntime(config, store, on_stop_request=wake.set)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        runtime.start()
-    except TaskerError as exc:
-        print(f"tasker-worker: {exc}", file=sys.stderr)
-        return 1
-    wake.wait()
-    seen = len(signals)
-    log.info("stopping: finishing running tasks (signal again to kill)")
-    stopper = threading.Thread(target=runtime.stop, name="tasker-stop", daemon=True)
-    stopper.start()
-    while not runtime.wait(0.1):
-        if len(signals) > seen:
-            log.warning("second signal: killing")
-            runtime.kill()
-            store.close()
-            return 1
-    store.close()
-    return 0
+        return supervise([sys.executable, "-m", "tasker_dist.worker", *raw], args.processes, store)
+    finally:
+        store.close()

@@ -27,9 +27,14 @@ _MAX_BATCH = 500
 
 class Completer:
     def __init__(
-        self, store: QueueStore, ttl_ms: int, on_written: Callable[[list[Report]], None]
+        self,
+        store: QueueStore,
+        worker_id: str,
+        ttl_ms: int,
+        on_written: Callable[[list[Report]], None],
     ) -> None:
         self._store = store
+        self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._on_written = on_written
         self._reports: list[Report] = []
@@ -79,7 +84,7 @@ class Completer:
         delay = 0.05
         while True:
             try:
-                self._store.complete(self._ttl_ms, finished)
+                self._store.complete(self._worker_id, self._ttl_ms, finished)
                 break
             except RedisUnavailable as exc:
                 log.warning(

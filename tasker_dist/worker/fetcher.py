@@ -25,9 +25,6 @@ log = logging.getLogger("tasker_dist.worker")
 
 BATCH_BUDGET_S = 0.002
 MAX_PER_SLOT = 64
-# Leases are recorded for every task taken (the inflight set); their expiry is judged
-# by Redis time.
-LEASE_MS = 60_000
 
 
 def batch_size(waiting_slots: int, mean_exec_s: float | None) -> int:
@@ -42,9 +39,14 @@ def batch_size(waiting_slots: int, mean_exec_s: float | None) -> int:
 
 class Fetcher:
     def __init__(
-        self, store: QueueStore, local: LocalQueue, mean_exec_s: Callable[[], float | None]
+        self,
+        store: QueueStore,
+        worker_id: str,
+        local: LocalQueue,
+        mean_exec_s: Callable[[], float | None],
     ) -> None:
         self._store = store
+        self._worker_id = worker_id
         self._local = local
         self._mean_exec_s = mean_exec_s
         self._stopped = threading.Event()
@@ -67,7 +69,8 @@ class Fetcher:
                 waiting = self._local.wait_for_demand(0.25)
                 if waiting <= 0 or self._stopped.is_set():
                     continue
-                _, fetched = self._store.fetch(batch_size(waiting, self._mean_exec_s()), LEASE_MS)
+                limit = batch_size(waiting, self._mean_exec_s())
+                _, fetched = self._store.fetch(self._worker_id, limit)
                 if fetched:
                     self._local.put(Job(f) for f in fetched)
                 else:

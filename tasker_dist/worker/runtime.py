@@ -55,13 +55,14 @@ class WorkerRuntime:
         config: Config[Any],
         store: QueueStore,
         *,
+        worker_id: str | None = None,
         kill_mode: KillMode = KillMode.REQUEUE,
         extra_idle: Callable[[], int] = lambda: 0,
         on_stop_request: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        self.worker_id = new_worker_id()
+        self.worker_id = worker_id or new_worker_id()
         self.kill_mode = kill_mode
         self.aloop = AsyncLoop()
         self.hooks = ResourceHooks(config, self.aloop)
@@ -81,14 +82,17 @@ class WorkerRuntime:
         self._previous_backlog = 0
         self._started_ms = int(time.time() * 1000)
         self._stop_seen_ms = self._started_ms  # stop requests up to here are handled
+        self._beaten = False
         self._stopped = threading.Event()
         self._killed = threading.Event()
         self._slots_changed = threading.Event()
         self._ended = False
         self._finished = False
         self._end_lock = threading.Lock()
-        self.completer = Completer(store, int(config.result_ttl * 1000), self._written)
-        self.fetcher = Fetcher(store, self.local, lambda: self._mean_exec_s)
+        self.completer = Completer(
+            store, self.worker_id, int(config.result_ttl * 1000), self._written
+        )
+        self.fetcher = Fetcher(store, self.worker_id, self.local, lambda: self._mean_exec_s)
         self.deadlines = Deadlines(self._expired)
         self.monitor = Monitor(
             store,
@@ -104,10 +108,10 @@ class WorkerRuntime:
     def start(self) -> None:
         """Start the slots and threads; raises `RedisUnavailable` if Redis is unreachable."""
         self.store.ping()
+        self.monitor.start()  # registered before it takes any task, so its tasks are safe
         self._add_slots(self.config.worker_count, burst=False)
         self.completer.start()
         self.fetcher.start()
-        self.monitor.start()
         log.info(
             "worker %s serving queue %r with %d slot(s)",
             self.worker_id,
@@ -169,7 +173,7 @@ class WorkerRuntime:
         self.local.close()
         if unstarted:
             try:
-                handed = self.store.requeue([job.task_id for job in unstarted])
+                handed = self.store.requeue(self.worker_id, [j.task_id for j in unstarted])
                 log.info("handed %d fetched but unstarted task(s) back to the queue", handed)
             except RedisUnavailable as exc:
                 log.error("could not hand back %d task(s): %s", len(unstarted), exc)
@@ -183,7 +187,7 @@ class WorkerRuntime:
     def _give_up(self, jobs: list[Job]) -> None:
         if self.kill_mode is KillMode.REQUEUE:
             try:
-                self.store.requeue([job.task_id for job in jobs])
+                self.store.requeue(self.worker_id, [job.task_id for job in jobs])
                 log.warning("handed %d running task(s) back to the queue", len(jobs))
             except RedisUnavailable as exc:
                 log.error("could not hand back %d running task(s): %s", len(jobs), exc)
@@ -204,7 +208,8 @@ class WorkerRuntime:
         self.deadlines.close()
         self.monitor.stop()
         try:
-            self.store.leave(self.worker_id)
+            if handed := self.store.leave(self.worker_id):
+                log.warning("handed %d unfinished task(s) back on leaving", handed)
         except RedisUnavailable as exc:
             log.warning("could not leave the cluster cleanly: %s", exc)
         self.aloop.close()
@@ -280,12 +285,37 @@ class WorkerRuntime:
         }
 
     def _beat(self, hb: Heartbeat) -> None:
+        if not hb.known and self._beaten:
+            self._lost_lease()
+        self._beaten = True
+        if hb.stale_workers:
+            try:
+                if moved := self.store.recover(hb.stale_workers):
+                    log.warning(
+                        "handed back %d task(s) of dead worker(s) %s",
+                        moved,
+                        ", ".join(hb.stale_workers),
+                    )
+            except RedisUnavailable as exc:
+                log.warning("recovering dead workers' tasks failed: %s", exc)
         asked = max(hb.stop_all_ms or 0, hb.stop_me_ms or 0)
         if asked > self._stop_seen_ms and not self.draining:
             log.info("stop requested through Redis")
             self._stop_seen_ms = asked
             if self._on_stop_request is not None:
                 self._on_stop_request()
+
+    def _lost_lease(self) -> None:
+        """This worker was taken for dead (no heartbeat in time: frozen, partitioned) and
+        its tasks were handed to others: drop what it fetched and cancel what it runs;
+        their results would be refused anyway."""
+        dropped = self.local.drain()
+        self._cancel_running("lease lost")
+        log.error(
+            "this worker missed its heartbeats and was taken for dead; its tasks were "
+            "handed to other workers (%d unstarted dropped, running ones cancelled)",
+            len(dropped),
+        )
 
     def _burst(self, hb: Heartbeat) -> None:
         if self.draining:

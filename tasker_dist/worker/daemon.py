@@ -1,0 +1,70 @@
+"""One worker process: a `WorkerRuntime` driven by signals (run by the supervisor).
+
+SIGTERM or SIGINT stops it gracefully; a second signal kills it. Before a clean exit it
+writes "stopped" or "killed" to its status pipe, so the supervisor can tell a clean exit
+from a task that ended the interpreter (``os._exit``) with the same exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from ..config import Config
+from ..errors import TaskerError
+from ..store import QueueStore
+from .runtime import WorkerRuntime
+
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_KILLED", "EXIT_NO_START", "EXIT_STOPPED", "serve"]
+
+log = logging.getLogger("tasker_dist.worker")
+
+EXIT_STOPPED = 0
+EXIT_KILLED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_NO_START = 3
+
+
+def _report(status_fd: int | None, status: str) -> None:
+    if status_fd is not None:
+        os.write(status_fd, status.encode())
+        os.close(status_fd)
+
+
+def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> int:
+    """Run until stopped; returns the process exit code."""
+    assert config.redis_url is not None
+    store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+    signals: list[int] = []
+    wake = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        wake.set()
+
+    runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=wake.set)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        runtime.start()
+    except TaskerError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_NO_START
+    wake.wait()
+    seen = len(signals)
+    log.info("stopping: finishing running tasks (signal again to kill)")
+    threading.Thread(target=runtime.stop, name="tasker-stop", daemon=True).start()
+    while not runtime.wait(0.1):
+        if len(signals) > seen:
+            log.warning("second signal: killing")
+            runtime.kill()
+            store.close()
+            _report(status_fd, "killed")
+            return EXIT_KILLED
+    store.close()
+    _report(status_fd, "stopped")
+    return EXIT_STOPPED

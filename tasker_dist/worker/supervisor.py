@@ -1,0 +1,143 @@
+"""The ``tasker-worker`` parent process: starts worker processes and keeps them running.
+
+A task that ends its interpreter (``os._exit``, a segfault, the OOM killer) takes its
+worker process with it; the supervisor logs that loudly, hands the tasks that process
+held back to the queue at once, and starts a new process (after a growing pause, so a
+task that kills every process it touches cannot spin the host). Signals are passed on:
+the first stops the workers gracefully, a second kills them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from ..errors import RedisUnavailable
+from ..processes import die_with_parent
+from ..store import QueueStore
+from .daemon import EXIT_BAD_CONFIG, EXIT_NO_START, EXIT_STOPPED
+from .runtime import new_worker_id
+
+__all__ = ["supervise"]
+
+log = logging.getLogger("tasker_dist.supervisor")
+
+_FIRST_PAUSE_S = 0.5
+_MAX_PAUSE_S = 30.0
+_HEALTHY_RUN_S = 60.0  # a process that lived this long resets the pause
+
+
+@dataclass
+class _Child:
+    index: int
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    worker_id: str = ""
+    status_fd: int = -1
+    started_at: float = 0.0
+    pause_s: float = _FIRST_PAUSE_S
+    restart_at: float | None = None
+    exit_code: int | None = None
+    status: bytes = field(default=b"")
+
+    def start(self) -> None:
+        self.worker_id = new_worker_id()
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [*self.argv, "--worker-id", self.worker_id, "--status-fd", str(write_fd)],
+            pass_fds=(write_fd,), start_new_session=True,
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),  # noqa: PLW1509
+        )  # fmt: skip
+        os.close(write_fd)
+        self.status_fd = read_fd
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        log.info("started worker process %d (%s)", self.proc.pid, self.worker_id)
+
+    def collect(self) -> int | None:
+        """The exit code once the process ended (reading its status), else None."""
+        if self.proc is None or (code := self.proc.poll()) is None:
+            return None
+        chunks = []
+        while chunk := os.read(self.status_fd, 64):
+            chunks.append(chunk)
+        os.close(self.status_fd)
+        self.status = b"".join(chunks)
+        self.proc = None
+        return code
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def supervise(argv: list[str], processes: int, store: QueueStore) -> int:
+    """Run ``processes`` worker processes of ``argv`` until they stop; returns the code."""
+    children = [_Child(i, argv) for i in range(processes)]
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        for child in children:
+            if child.proc is not None:
+                child.proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for child in children:
+        child.start()
+    while any(c.exit_code is None for c in children):
+        for child in children:
+            if child.exit_code is not None:
+                continue
+            if child.restart_at is not None:
+                if signals:
+                    child.exit_code = EXIT_STOPPED
+                elif time.monotonic() >= child.restart_at:
+                    child.start()
+                continue
+            code = child.collect()
+            if code is None:
+                continue
+            if signals or child.status in (b"stopped", b"killed") or code in (
+                EXIT_BAD_CONFIG, EXIT_NO_START
+            ):  # fmt: skip
+                child.exit_code = code
+                continue
+            _crashed(child, code, store)
+        time.sleep(0.05)
+    return max(c.exit_code or 0 for c in children)
+
+
+def _crashed(child: _Child, code: int, store: QueueStore) -> None:
+    lived = time.monotonic() - child.started_at
+    if lived >= _HEALTHY_RUN_S:
+        child.pause_s = _FIRST_PAUSE_S
+    try:
+        handed = store.recover([child.worker_id], only_stale=False)
+    except RedisUnavailable as exc:
+        handed = -1
+        log.error(
+            "could not hand back the tasks of %s now (%s); live workers will once "
+            "its heartbeat goes stale",
+            child.worker_id,
+            exc,
+        )
+    log.error(
+        "worker process %s died (%s) after %.1fs, most likely killed by the task it was "
+        "running; %s; restarting it in %.1fs",
+        child.worker_id, _describe(code), lived,
+        f"handed {handed} task(s) it held back to the queue" if handed >= 0 else "",
+        child.pause_s,
+    )  # fmt: skip
+    child.restart_at = time.monotonic() + child.pause_s
+    child.pause_s = min(child.pause_s * 2, _MAX_PAUSE_S)
+    sys.stderr.flush()
