@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -245,3 +246,35 @@ def test_a_task_that_kills_its_process_is_not_lost_and_the_daemon_lives_on(
     assert producer.queue_task(lambda ctx, r: "serving") == "serving"
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
+
+
+def test_tasks_of_a_sigkilled_daemon_go_to_another_after_its_lease(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    doomed = start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    _live_workers(producer, 1)
+    future = producer.queue_task_async(tasks.sleep_then, 0.3, "ran again")
+    wait_until(lambda: producer.stats().running_tasks == 1, message="the task to start")
+    os.killpg(doomed.pid, signal.SIGKILL)  # supervisor and worker process: a lost host
+    assert doomed.wait() == -signal.SIGKILL
+    start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    assert future.result(20) == "ran again"
+    assert producer.metrics().total_tasks_completed == 1
+
+
+def test_percentiles_merge_across_daemons(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    fast = start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    _live_workers(producer, 1)
+    for _ in range(10):
+        producer.queue_task(tasks.sleep_then, 0.001, None)
+    fast.stop()
+    start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    _live_workers(producer, 1)
+    producer.queue_task(tasks.sleep_then, 0.2, None)
+    metrics = producer.metrics()
+    assert metrics.total_tasks_completed == 11
+    assert metrics.p50_execution_time < 0.05  # the fast daemon's tasks
+    assert metrics.p99_execution_time >= 0.2 * 0.99  # the slow daemon's task
+    assert metrics.max_execution_time >= 0.2
