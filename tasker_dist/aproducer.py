@@ -37,7 +37,9 @@ class AsyncProducer(BaseProducer):
         connect_timeout: float = 5.0,
         task_timeout: float | None = None,
     ) -> None:
-        super().__init__(redis_url, queue, connect_timeout, task_timeout)
+        super().__init__(
+            redis_url, queue, connect_timeout=connect_timeout, task_timeout=task_timeout
+        )
         self._astore = AsyncQueueStore(self.redis_url, self.queue, connect_timeout)
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -121,12 +123,12 @@ class AsyncProducer(BaseProducer):
             and not await self._astore.task_known(task_id)
             and await self._astore.get_result(task_id) is None
         ):
-            listener.discard(task_id)
+            listener.unwatch(task_id)
             raise self._not_found(task_id)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
-            listener.discard(task_id)
+            listener.unwatch(task_id)
             raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
 
     async def stats(self) -> Stats:

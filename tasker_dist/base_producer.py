@@ -28,11 +28,14 @@ Callback = Callable[[Any, BaseException | None], Any]
 class BaseProducer:
     def __init__(
         self,
-        redis_url: str | None,
-        queue: str,
-        connect_timeout: float,
-        task_timeout: float | None,
+        redis_url: str | None = None,
+        queue: str = "default",
+        *,
+        connect_timeout: float = 5.0,
+        task_timeout: float | None = None,
     ) -> None:
+        """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
+        the default deadline of every task queued here (None: the workers' own)."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(

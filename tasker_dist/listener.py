@@ -57,7 +57,8 @@ class ResultListener:
         self._store = store
         self.channel = reply_channel(new_task_id())
         self._futures: dict[str, TaskFuture[Any]] = {}
-        self._foreign: set[str] = set()
+        # Tasks queued elsewhere that `result` calls wait for: id -> number of waiters.
+        self._foreign: dict[str, int] = {}
         self._lock = threading.Lock()
         # (subscribe?, channel) changes for the listener thread, applied in order.
         self._changes: list[tuple[bool, str]] = []
@@ -81,23 +82,36 @@ class ResultListener:
         return future
 
     def watch(self, task_id: str) -> TaskFuture[Any]:
-        """A future for any task by id (queued by any process)."""
+        """A future for any task by id (queued by any process); shared by every caller
+        waiting for that task. Each call must be paired with `unwatch`."""
         with self._lock:
             future = self._futures.get(task_id)
             if future is not None:
+                if task_id in self._foreign:
+                    self._foreign[task_id] += 1
                 return future
             future = self._futures[task_id] = TaskFuture(task_id)
-            self._foreign.add(task_id)
+            self._foreign[task_id] = 1
             self._changes.append((True, self._store.keys.done_channel(task_id)))
         return future
 
+    def unwatch(self, task_id: str) -> None:
+        """One `watch` caller stopped waiting; the last one takes the future away."""
+        with self._lock:
+            waiters = self._foreign.get(task_id)
+            if waiters is None:
+                return  # this process queued the task: its own caller still waits
+            if waiters > 1:
+                self._foreign[task_id] = waiters - 1
+                return
+            del self._foreign[task_id]
+            self._futures.pop(task_id, None)
+            self._changes.append((False, self._store.keys.done_channel(task_id)))
+
     def discard(self, task_id: str) -> None:
-        """Stop waiting for a task (its caller gave up)."""
+        """Forget a task of this process that could not be queued."""
         with self._lock:
             self._futures.pop(task_id, None)
-            if task_id in self._foreign:
-                self._foreign.discard(task_id)
-                self._changes.append((False, self._store.keys.done_channel(task_id)))
 
     def pending(self) -> list[str]:
         with self._lock:
@@ -179,8 +193,7 @@ class ResultListener:
     def _resolve(self, outcome: Outcome) -> None:
         with self._lock:
             future = self._futures.pop(outcome.task_id, None)
-            if outcome.task_id in self._foreign:
-                self._foreign.discard(outcome.task_id)
+            if self._foreign.pop(outcome.task_id, None) is not None:
                 self._changes.append((False, self._store.keys.done_channel(outcome.task_id)))
         if future is None or future.done():
             return

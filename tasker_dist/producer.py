@@ -26,16 +26,6 @@ class Producer(BaseProducer):
     ``callback(result, error)``, and `enqueue` only queues and returns the task id.
     """
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        queue: str = "default",
-        *,
-        connect_timeout: float = 5.0,
-        task_timeout: float | None = None,
-    ) -> None:
-        super().__init__(redis_url, queue, connect_timeout, task_timeout)
-
     # -- queueing -----------------------------------------------------------------------
     def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Queue ``fn`` and block until its result; raises what the task raised."""
@@ -117,12 +107,12 @@ class Producer(BaseProducer):
             # Not queued or running: either finished a moment ago, or unknown.
             data = self._store.get_result(task_id)
             if data is None:
-                listener.discard(task_id)
+                listener.unwatch(task_id)
                 raise self._not_found(task_id)
         try:
             return future.result(timeout)
         except FutureTimeout:
-            listener.discard(task_id)
+            listener.unwatch(task_id)
             raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
 
     # -- cluster state ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -196,3 +197,24 @@ def test_async_producer(redis_url: str, queue: str, manager: TaskManager[dict[st
                 await p.result("0" * 32)
 
     asyncio.run(scenario())
+
+
+def test_a_result_timeout_leaves_other_waiters_waiting(
+    redis_url: str, queue: str, manager: TaskManager[dict[str, int]]
+) -> None:
+    def slow(ctx: TaskContext, r: dict[str, int]) -> str:
+        time.sleep(0.4)
+        return "done"
+
+    with Producer(redis_url, queue) as p:
+        own = p.queue_task_async(slow)
+        with pytest.raises(TimeoutError):
+            p.result(own.task_id, timeout=0.05)
+        assert own.result(10) == "done"
+
+        task_id = p.enqueue(slow)
+        with ThreadPoolExecutor(1) as pool:
+            patient = pool.submit(p.result, task_id, 10)
+            with pytest.raises(TimeoutError):
+                p.result(task_id, timeout=0.05)
+            assert patient.result(10) == "done"
