@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from .envelope import Failure, FailureKind, decode_result, encode_failure
 from .errors import RedisUnavailable, ShuttingDown, TaskCancelled
 from .listener import TaskFuture
 from .producer import Producer
-from .stats import Metrics, Stats, build_metrics, build_stats
+from .stats import Metrics, RawCluster, Stats, build_metrics, build_stats
 from .store import QueueStore
 from .submission import Options, build_task
 from .worker.job import Job
@@ -128,13 +129,23 @@ class TaskManager(Producer, Generic[R]):
         reading taken before the server went away."""
         if self._final is not None:
             return self._final[0]
-        return super().stats()
+        return build_stats(self._read_cluster())
 
     def metrics(self) -> Metrics:
         """Cluster-wide metrics (SPEC §5)."""
         if self._final is not None:
             return self._final[1]
-        return super().metrics()
+        return build_metrics(self._read_cluster())
+
+    def _read_cluster(self) -> RawCluster:
+        """The cluster as Redis has it, with this manager's own entry as it is right now
+        (the others are as of their last heartbeat)."""
+        raw = self._store.read_cluster()
+        if self._runtime.stopped:
+            return raw
+        own = (self.worker_id, {k: str(v) for k, v in self._runtime.fields().items()})
+        others = [w for w in raw.workers if w[0] != self.worker_id]
+        return dataclasses.replace(raw, workers=[*others, own])
 
     # -- shutdown -----------------------------------------------------------------------
     def stop(self) -> None:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import RedisUnavailable
 from ..store import QueueStore
 from .execute import Report
 
@@ -74,6 +73,8 @@ class Completer:
                 self._busy = True
             try:
                 self._write(batch)
+            except Exception:  # keep the thread: later results must still be written
+                log.exception("completing %d task(s) failed", len(batch))
             finally:
                 with self._cond:
                     self._busy = False
@@ -86,9 +87,9 @@ class Completer:
             try:
                 self._store.complete(self._worker_id, self._ttl_ms, finished)
                 break
-            except RedisUnavailable as exc:
+            except Exception as exc:  # never drop results: retry whatever went wrong
                 log.warning(
-                    "writing %d results failed (%s); retrying in %.2fs", len(batch), exc, delay
+                    "writing %d results failed (%r); retrying in %.2fs", len(batch), exc, delay
                 )
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 5.0)

@@ -76,9 +76,13 @@ class Fetcher:
                 else:
                     self._store.wait_for_work()
                 backoff = 0.05
-            except RedisUnavailable as exc:
+            except Exception as exc:
+                # The thread must outlive any error, or slots would wait for work forever.
                 if self._stopped.is_set():
-                    break
-                log.warning("fetching failed (%s); retrying in %.2fs", exc, backoff)
+                    break  # e.g. the wait interrupted by stop() closing its socket
+                if isinstance(exc, RedisUnavailable):
+                    log.warning("fetching failed (%s); retrying in %.2fs", exc, backoff)
+                else:
+                    log.exception("unexpected error while fetching; retrying in %.2fs", backoff)
                 self._stopped.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, 5.0)

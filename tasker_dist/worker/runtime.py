@@ -139,9 +139,10 @@ class WorkerRuntime:
         """Immediate: cancel running tasks; after ``kill_grace`` seconds, tasks still
         running are handed back (daemons) or failed with TaskCancelled (managers)."""
         self._killed.set()
+        self._cancel_running("killed")
         if self._begin_end():
             self._quiesce()
-        self._cancel_running("killed")
+        self._cancel_running("killed")  # any task that started meanwhile
         deadline = time.monotonic() + self.config.kill_grace
         for slot in self._slot_list():
             slot.join(max(0.0, deadline - time.monotonic()))
@@ -237,6 +238,7 @@ class WorkerRuntime:
             if slot in self._slots:
                 self._slots.remove(slot)
         self._slots_changed.set()
+        self.monitor.nudge()
         if not self.draining and not slot.retiring:
             log.error("%s exited unexpectedly; starting a replacement", slot.name)
             self._add_slots(1, slot.burst)

@@ -48,7 +48,9 @@ class Slot:
         alive, resource = rt.hooks.create(self.name, rt.halting)
         try:
             while alive:
-                self.ready = True
+                if not self.ready:
+                    self.ready = True
+                    rt.monitor.nudge()  # show the new resource in the stats now
                 job = rt.local.take(self._leave)
                 if job is None:
                     break
