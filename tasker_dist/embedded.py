@@ -60,6 +60,28 @@ def _free_port() -> int:
         return port
 
 
+_DIR_PREFIX = "tasker-redis-"
+
+
+def _remove_orphaned_dirs() -> None:
+    """Remove the directories of servers whose owner died without cleaning up (SIGKILL
+    skips atexit; the server itself died with its owner)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+        pid = path.name[len(_DIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EmbeddedServer:
     """A running private server; use `start`, then `stop` (or a ``with`` block)."""
 
@@ -73,10 +95,11 @@ class EmbeddedServer:
     @classmethod
     def start(cls, extra_args: tuple[str, ...] = ()) -> EmbeddedServer:
         binary = find_server_binary()
+        _remove_orphaned_dirs()
         last_error = ""
         for _ in range(5):  # another process may take the port between probe and bind
             port = _free_port()
-            workdir = tempfile.mkdtemp(prefix="tasker-redis-")
+            workdir = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
             args = [
                 binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", workdir, "--daemonize", "no",
