@@ -42,9 +42,35 @@ def test_importable_nested_qualname_is_pickled_once() -> None:
     assert dumps_callable(Holder.nested_task) is dumps_callable(Holder.nested_task)
 
 
-def test_lambda_is_repickled_each_call() -> None:
+def test_lambda_capturing_only_immutable_values_is_pickled_once() -> None:
     fn = lambda: 1  # noqa: E731
+    assert dumps_callable(fn) is dumps_callable(fn)
+    # a new lambda object per call, as in a loop, with the same content: same bytes
+    made = [make_adder(5) for _ in range(2)]
+    assert made[0] is not made[1]
+    assert dumps_callable(made[0]) is dumps_callable(made[1])
+    assert cloudpickle.loads(dumps_callable(make_adder(6)))(1) == 7
+
+
+def test_lambda_capturing_mutable_state_is_repickled_each_call() -> None:
+    box: list[int] = []
+    fn = lambda: len(box)  # noqa: E731
     assert dumps_callable(fn) is not dumps_callable(fn)
+
+
+MUTABLE_GLOBAL = {"n": 1}
+
+
+def test_function_reading_a_mutable_global_sees_its_value_at_call_time() -> None:
+    fn = lambda: MUTABLE_GLOBAL["n"]  # noqa: E731
+    before = cloudpickle.loads(dumps_callable(fn))
+    MUTABLE_GLOBAL["n"] = 2
+    after = cloudpickle.loads(dumps_callable(fn))
+    assert (before(), after()) == (1, 2)
+
+
+def make_adder(n: int) -> Callable[[int], int]:
+    return lambda x: x + n
 
 
 def test_closure_sees_captured_value_at_call_time() -> None:
