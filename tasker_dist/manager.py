@@ -57,8 +57,9 @@ class TaskManager(Producer, Generic[R]):
             self._server = EmbeddedServer.start()
             url = self._server.url
         self._state = _RUNNING
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.Condition()
         self._outstanding: set[TaskFuture[Any]] = set()
+        self._submitting = 0
         self._final: tuple[Stats, Metrics] | None = None
         try:
             super().__init__(
@@ -88,7 +89,14 @@ class TaskManager(Producer, Generic[R]):
     ) -> TaskFuture[T]:
         with self._state_lock:
             self._check_running()
+            self._submitting += 1  # stop() and kill() wait for submissions under way
+        try:
             future = super()._submit(fn, args, kwargs, options)
+        finally:
+            with self._state_lock:
+                self._submitting -= 1
+                self._state_lock.notify_all()
+        with self._state_lock:
             self._outstanding.add(future)
         future.add_done_callback(self._forget)
         return future
@@ -155,6 +163,7 @@ class TaskManager(Producer, Generic[R]):
             if self._state != _RUNNING:
                 return
             self._state = _STOPPING
+            self._state_lock.wait_for(lambda: self._submitting == 0)
             waiting = list(self._outstanding)
         concurrent.futures.wait(waiting)
         self._runtime.stop()
@@ -167,6 +176,7 @@ class TaskManager(Producer, Generic[R]):
             if self._state == _STOPPED:
                 return
             self._state = _STOPPED
+            self._state_lock.wait_for(lambda: self._submitting == 0)
             waiting = [f for f in self._outstanding if not f.done()]
         self._cancel_queued(waiting)
         self._runtime.kill()
