@@ -1,0 +1,92 @@
+"""The `tasker` command: the demo of the README's first command, and `tasker server`."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import redis
+
+from .conftest import TASKER_BIN
+
+
+def _leftovers() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("tasker-*")}
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
+    before = _leftovers()
+    out = subprocess.run(
+        [TASKER_BIN, "demo", "--tasks", "400", "--workers", "2", "--producers", "2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any("2 tasker-worker daemons up" in line for line in lines)
+    progress = [line for line in lines if line.startswith("[")]
+    assert progress, out.stdout
+    last = progress[-1]
+    assert "400/400 100%" in last
+    assert re.search(r"daemons 2 ", last)
+    assert re.search(r"p95 +\d+\.\d ms", last)
+    done = next(line for line in lines if line.startswith("done: "))
+    completed, failed = map(int, re.findall(r"(\d+) (?:completed|failed)", done))
+    assert completed + failed == 400
+    assert "daemons stopped (exit codes [0, 0])" in out.stdout
+    assert _leftovers() <= before  # no temp dir of the server or the logs is left
+
+
+def test_tasker_server_serves_until_interrupted() -> None:
+    before = _leftovers()
+    proc = subprocess.Popen([TASKER_BIN, "server"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("redis://127.0.0.1:")
+        client = redis.Redis.from_url(url)
+        assert client.ping()
+        client.close()
+        [server] = _descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        assert not _alive(server)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert _leftovers() <= before
+
+
+def test_commands_without_a_redis_url_explain_what_to_pass(tmp_path: Path) -> None:
+    out = subprocess.run([TASKER_BIN, "stats"], capture_output=True, text=True, timeout=30,
+                         check=False, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert out.returncode == 2
+    assert "--redis-url" in out.stderr
+    out = subprocess.run([TASKER_BIN, "stats", "--redis-url", "redis://127.0.0.1:1/0"],
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert out.returncode == 1
+    assert "127.0.0.1:1" in out.stderr
