@@ -88,7 +88,7 @@ def _line(total: int, stats: Stats, m: Metrics) -> str:
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     tty = out.isatty()
-    logdir = tempfile.mkdtemp(prefix="tasker-demo-")
+    logdir = tempfile.mkdtemp(prefix=f"tasker-demo-{os.getpid()}-")
     server = EmbeddedServer.start()
     workers: list[subprocess.Popen[bytes]] = []
     try:

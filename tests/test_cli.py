@@ -13,8 +13,9 @@ import redis
 from .conftest import TASKER_BIN
 
 
-def _leftovers() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("tasker-*")}
+def _leftovers(pid: int) -> list[Path]:
+    """Temp dirs of a tasker process (they are named after their owner's pid)."""
+    return list(Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"))
 
 
 def _descendants(pid: int) -> set[int]:
@@ -37,16 +38,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
-    before = _leftovers()
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [TASKER_BIN, "demo", "--tasks", "400", "--workers", "2", "--producers", "2"],
-        capture_output=True, text=True, timeout=120, check=False,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    lines = out.stdout.splitlines()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stdout + stderr
+    lines = stdout.splitlines()
     assert any("2 tasker-worker daemons up" in line for line in lines)
     progress = [line for line in lines if line.startswith("[")]
-    assert progress, out.stdout
+    assert progress, stdout
     last = progress[-1]
     assert "400/400 100%" in last
     assert re.search(r"daemons 2 ", last)
@@ -54,12 +55,11 @@ def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
     done = next(line for line in lines if line.startswith("done: "))
     completed, failed = map(int, re.findall(r"(\d+) (?:completed|failed)", done))
     assert completed + failed == 400
-    assert "daemons stopped (exit codes [0, 0])" in out.stdout
-    assert _leftovers() <= before  # no temp dir of the server or the logs is left
+    assert "daemons stopped (exit codes [0, 0])" in stdout
+    assert _leftovers(proc.pid) == []  # no temp dir of the server or the logs is left
 
 
 def test_tasker_server_serves_until_interrupted() -> None:
-    before = _leftovers()
     proc = subprocess.Popen([TASKER_BIN, "server"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -78,7 +78,7 @@ def test_tasker_server_serves_until_interrupted() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    assert _leftovers() <= before
+    assert _leftovers(proc.pid) == []
 
 
 def test_commands_without_a_redis_url_explain_what_to_pass(tmp_path: Path) -> None:
