@@ -26,6 +26,8 @@ __all__ = [
     "heartbeat_call",
     "parse_cluster",
     "parse_fetch",
+    "parse_heartbeat",
+    "recover_call",
     "requeue_call",
 ]
 
@@ -37,18 +39,20 @@ RETRIED = "retried"
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
     script: str
-    keys: list[str]
+    keys: list[str | bytes]
     args: list[Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """One task taken from the queue: its id, envelope, retries so far, and lane."""
+    """One task taken from the queue: its id, envelope (b"" if none is stored), retries
+    so far, lane, and delivery number (the fencing token of this hold on it)."""
 
     task_id: str
     payload: bytes
     retries: int
     priority: bool
+    delivery: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,9 @@ class Finished:
     reply_to: str = ""
     exec_s: float | None = None
     wait_s: float | None = None
+    delivery: int = 1
+    #: A record for the failed store (undecodable, forged or quarantined tasks), or b"".
+    failed_record: bytes = b""
 
 
 def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: bool) -> ScriptCall:
@@ -73,52 +80,61 @@ def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: 
     return ScriptCall("enqueue", [keys.tasks, lane, keys.signal, keys.counters, keys.rates], args)
 
 
-def fetch_call(keys: QueueKeys, worker_id: str, limit: int) -> ScriptCall:
+def fetch_call(keys: QueueKeys, worker_id: str, limit: int, ttl_ms: int) -> ScriptCall:
     return ScriptCall(
         "fetch",
-        [keys.priority, keys.pending, keys.tasks, keys.retries, keys.held(worker_id),
-         keys.signal],
-        [limit],
+        [keys.priority, keys.pending, keys.tasks, keys.retries, keys.deliveries,
+         keys.held(worker_id), keys.signal, keys.workers],
+        [limit, worker_id, ttl_ms],
     )  # fmt: skip
 
 
 def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
     now_ms = int(reply[0])
     tasks = [
-        Fetched(text(reply[i]), reply[i + 1], int(reply[i + 2]), bool(int(reply[i + 3])))
-        for i in range(1, len(reply), 4)
-    ]
+        Fetched(text(reply[i]), reply[i + 1], int(reply[i + 2]), bool(int(reply[i + 3])),
+                int(reply[i + 4]))
+        for i in range(1, len(reply), 5)
+    ]  # fmt: skip
     return now_ms, tasks
 
 
 def complete_call(
-    keys: QueueKeys, worker_id: str, ttl_ms: int, finished: Sequence[Finished]
+    keys: QueueKeys, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[Finished]
 ) -> ScriptCall:
-    args: list[Any] = [ttl_ms]
+    args: list[Any] = [ttl_ms, failed_cap]
     for f in finished:
         args.extend((
-            f.task_id, f.status, f.result, f.reply_to, keys.done_channel(f.task_id),
+            raw(f.task_id), f.delivery, f.status, f.result, f.reply_to,
+            raw(keys.done_channel(f.task_id)),
             round(f.exec_s * 1e6) if f.exec_s is not None else -1,
             round((f.wait_s or 0.0) * 1e6),
             histogram.bucket_of(f.exec_s) if f.exec_s is not None else 0,
+            f.failed_record,
         ))  # fmt: skip
     return ScriptCall(
         "complete",
-        [keys.tasks, keys.retries, keys.held(worker_id), keys.counters, keys.histogram, keys.rates,
-         keys.priority, keys.signal, *(keys.result(f.task_id) for f in finished)],
+        [keys.tasks, keys.retries, keys.deliveries, keys.held(worker_id), keys.counters,
+         keys.histogram, keys.rates, keys.priority, keys.signal, keys.failed,
+         keys.failed_index, *(raw(keys.result(f.task_id)) for f in finished)],
         args,
     )  # fmt: skip
 
 
-def requeue_call(keys: QueueKeys, worker_id: str, task_ids: Sequence[str]) -> ScriptCall:
-    return ScriptCall("requeue", [keys.held(worker_id), keys.priority, keys.signal], list(task_ids))
+def requeue_call(keys: QueueKeys, worker_id: str, held: Sequence[tuple[str, int]]) -> ScriptCall:
+    args: list[Any] = []
+    for task_id, delivery in held:
+        args.append(raw(task_id))
+        args.append(delivery)
+    return ScriptCall(
+        "requeue", [keys.held(worker_id), keys.priority, keys.signal, keys.deliveries], args
+    )
 
 
 def recover_call(keys: QueueKeys, worker_ids: Sequence[str], only_stale: bool) -> ScriptCall:
     worker_keys: list[str] = []
     for wid in worker_ids:
-        worker_keys.append(keys.held(wid))
-        worker_keys.append(keys.worker(wid))
+        worker_keys.extend((keys.held(wid), keys.worker(wid), keys.tombstone(wid)))
     return ScriptCall(
         "recover", [keys.workers, keys.priority, keys.signal, *worker_keys],
         [1 if only_stale else 0, *worker_ids],
@@ -128,7 +144,7 @@ def recover_call(keys: QueueKeys, worker_ids: Sequence[str], only_stale: bool) -
 def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
     args: list[Any] = [ttl_ms]
     for task_id, result in items:
-        args.extend((task_id, result, keys.done_channel(task_id)))
+        args.extend((raw(task_id), result, raw(keys.done_channel(task_id))))
     return ScriptCall(
         "cancel",
         [
@@ -136,7 +152,8 @@ def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]
             keys.priority,
             keys.tasks,
             keys.retries,
-            *(keys.result(task_id) for task_id, _ in items),
+            keys.deliveries,
+            *(raw(keys.result(task_id)) for task_id, _ in items),
         ],
         args,
     )
@@ -158,6 +175,7 @@ def heartbeat_call(
             keys.rates,
             keys.pending,
             keys.priority,
+            keys.tombstone(worker_id),
         ],
         args,
     )
@@ -172,8 +190,8 @@ class Heartbeat:
     stop_me_ms: int | None
     pending: int
     priority: int
-    #: False when this worker had been taken for dead (its tasks were handed back).
-    known: bool
+    #: True when this worker had been taken for dead (its tasks were handed to others).
+    was_dead: bool
     stale_workers: list[str]
 
 
@@ -228,7 +246,15 @@ def parse_cluster(first: Sequence[Any], workers: Sequence[Any]) -> RawCluster:
 
 
 def text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+    """A reply as str; bytes that are not UTF-8 (a task id pushed by someone else) come
+    back as the same bytes through `raw`."""
+    return v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+
+
+def raw(s: str) -> bytes:
+    """``s`` as the bytes it was read from (see `text`); ids and id-bearing key names go
+    to Redis through this, since redis-py (with hiredis) encodes str strictly."""
+    return s.encode("utf-8", "surrogateescape")
 
 
 def _text_map(h: Mapping[Any, Any]) -> dict[str, str]:

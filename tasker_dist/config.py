@@ -93,6 +93,10 @@ class Config(Generic[R]):
     Slots burst from ``worker_count`` up to ``max_worker_count`` while the backlog grows,
     judged every ``burst_interval`` seconds. ``redis_url`` None means ``$TASKER_REDIS_URL``,
     or, for a `TaskManager`, a private local server started for it (SPEC §6).
+
+    A task taken ``max_deliveries`` times without finishing (its worker process died each
+    time) is not run again but quarantined in the failed store, which keeps the newest
+    ``failed_limit`` entries.
     """
 
     on_create: Callable[[], R] | Callable[[], Awaitable[R]]
@@ -110,6 +114,8 @@ class Config(Generic[R]):
     heartbeat_interval: float = 1.0
     kill_grace: float = 2.0
     connect_timeout: float = 5.0
+    max_deliveries: int = 5
+    failed_limit: int = 10_000
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -135,6 +141,8 @@ class Config(Generic[R]):
         _check_seconds("heartbeat_interval", self.heartbeat_interval)
         _check_seconds("kill_grace", self.kill_grace)
         _check_seconds("connect_timeout", self.connect_timeout)
+        _check_int("max_deliveries", self.max_deliveries, 1)
+        _check_int("failed_limit", self.failed_limit, 1)
 
     @property
     def burst_limit(self) -> int:

@@ -33,11 +33,14 @@ from .errors import (
     ShuttingDown,
     TaskCancelled,
     TaskError,
+    TaskQuarantined,
+    TaskRejected,
     TaskTimeout,
 )
 
 __all__ = [
     "FLAG_ONCE",
+    "FailedRecord",
     "Failure",
     "FailureKind",
     "Outcome",
@@ -64,6 +67,17 @@ class FailureKind:
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
     INVALID = "invalid"
+    QUARANTINED = "quarantined"
+
+
+# Simple failures: the caller gets this error with the stored message, and no traceback.
+_PLAIN: dict[str, type[Exception]] = {
+    FailureKind.CANCELLED: TaskCancelled,
+    FailureKind.TIMEOUT: TaskTimeout,
+    FailureKind.SHUTDOWN: ShuttingDown,
+    FailureKind.INVALID: TaskRejected,
+    FailureKind.QUARANTINED: TaskQuarantined,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +167,9 @@ class Failure:
 
     def to_exception(self) -> BaseException:
         """The exception the caller should see (SPEC §3 error names)."""
-        if self.kind == FailureKind.CANCELLED:
-            return TaskCancelled(self.message)
-        if self.kind == FailureKind.TIMEOUT:
-            return TaskTimeout(self.message)
-        if self.kind == FailureKind.SHUTDOWN:
-            return ShuttingDown(self.message)
+        plain = _PLAIN.get(self.kind)
+        if plain is not None:
+            return plain(self.message)
         err = self._rebuild()
         if self.traceback:
             if err.__cause__ is None:
@@ -234,3 +245,35 @@ def decode_result(data: bytes) -> Outcome:
     if version != VERSION or not isinstance(task_id, str):
         raise SerializationError(f"unknown result envelope version {version!r}")
     return Outcome(task_id, status == _OK, body)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """A task kept in the failed store: why, when, and its raw bytes (the envelope, or
+    the bare id when no envelope was stored), so it can be inspected and re-queued."""
+
+    task_id: str
+    kind: str
+    reason: str
+    payload: bytes
+    deliveries: int
+    failed_at: float
+
+    def encode(self) -> bytes:
+        return msgpack.packb(
+            [VERSION, self.task_id, self.kind, self.reason, self.payload, self.deliveries,
+             self.failed_at],
+            use_bin_type=True, unicode_errors="surrogateescape",
+        )  # fmt: skip
+
+    @classmethod
+    def decode(cls, data: bytes) -> FailedRecord:
+        try:
+            version, task_id, kind, reason, payload, deliveries, failed_at = msgpack.unpackb(
+                data, raw=False, unicode_errors="surrogateescape"
+            )
+        except Exception as exc:
+            raise SerializationError(f"unreadable failed-store record: {exc}") from exc
+        if version != VERSION:
+            raise SerializationError(f"unknown failed-store record version {version!r}")
+        return cls(task_id, kind, reason, payload, int(deliveries), float(failed_at))

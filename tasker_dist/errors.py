@@ -11,7 +11,9 @@
         ├── TaskError                        the task raised and its exception cannot be rebuilt
         ├── MaxRetriesExceeded               an unhealthy error repeated past max_retries
         ├── TaskCancelled                    the task was cancelled (kill) before finishing
-        └── TaskTimeout                      the task ran past its deadline
+        ├── TaskTimeout                      the task ran past its deadline
+        ├── TaskRejected                     a worker refused the payload (undecodable, forged)
+        └── TaskQuarantined                  the task kept ending its worker process
 
 A task's own exception is re-raised as itself whenever it can be unpickled; the remote
 traceback is attached as its ``__cause__`` (a :class:`RemoteTraceback`) and as a note.
@@ -32,6 +34,8 @@ __all__ = [
     "TaskError",
     "TaskFailed",
     "TaskNotFound",
+    "TaskQuarantined",
+    "TaskRejected",
     "TaskTimeout",
     "TaskerError",
 ]
@@ -98,6 +102,17 @@ class TaskCancelled(TaskFailed):
 
 class TaskTimeout(TaskFailed):
     """The task ran past its ``timeout`` and was cancelled."""
+
+
+class TaskRejected(TaskFailed):
+    """A worker refused to run the task: its payload could not be decoded or its
+    signature did not verify. The message says which; the raw bytes are in the failed
+    store (``tasker failed show``)."""
+
+
+class TaskQuarantined(TaskFailed):
+    """The task was taken more than ``max_deliveries`` times without finishing (it kept
+    ending its worker process); it was moved to the failed store instead of running again."""
 
 
 class RemoteTraceback(Exception):

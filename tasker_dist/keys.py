@@ -54,6 +54,22 @@ class QueueKeys:
         return f"{self.tag}:retries"
 
     @property
+    def deliveries(self) -> str:
+        """Hash task id -> times it was taken by a worker (not counting hand-backs)."""
+        return f"{self.tag}:deliveries"
+
+    @property
+    def failed(self) -> str:
+        """Hash task id -> failed-store record: tasks that could not be run (undecodable,
+        forged, quarantined, out of retries), with their raw bytes and the reason."""
+        return f"{self.tag}:failed"
+
+    @property
+    def failed_index(self) -> str:
+        """Sorted set task id -> time stored (ms): the failed store's order and cap."""
+        return f"{self.tag}:failed:index"
+
+    @property
     def counters(self) -> str:
         """Hash of cluster-wide lifetime counters (arrived, completed, failed, ...)."""
         return f"{self.tag}:counters"
@@ -79,9 +95,14 @@ class QueueKeys:
         return f"{self.tag}:control"
 
     def held(self, worker_id: str) -> str:
-        """Set of the task ids one worker has taken and not finished. The worker's lease on
-        them is its heartbeat: when that goes stale they are handed back (recover.lua)."""
+        """Hash task id -> delivery, of the tasks one worker has taken and not finished.
+        Its lease on them is its heartbeat: when that goes stale they are handed back
+        (recover.lua); the delivery is the fencing token its completion must match."""
         return f"{self.tag}:held:{worker_id}"
+
+    def tombstone(self, worker_id: str) -> str:
+        """String set (for a day) when a worker is taken for dead, so it can learn it."""
+        return f"{self.tag}:dead:{worker_id}"
 
     def worker(self, worker_id: str) -> str:
         """Hash of one daemon's live stats; expires when its heartbeat stops."""

@@ -86,9 +86,10 @@ class QueueStore:
         call("stop request", self.url, lambda: self.client.hset(self.keys.control, field, now_ms))
 
     # -- workers ------------------------------------------------------------------------
-    def fetch(self, worker_id: str, limit: int) -> tuple[int, list[cmd.Fetched]]:
-        """Take up to ``limit`` tasks into ``worker_id``'s held set."""
-        return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, worker_id, limit)))
+    def fetch(self, worker_id: str, limit: int, ttl_ms: int) -> tuple[int, list[cmd.Fetched]]:
+        """Take up to ``limit`` tasks into ``worker_id``'s held hash (``ttl_ms``: its
+        heartbeat TTL, to register it if it is not yet in the workers zset)."""
+        return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, worker_id, limit, ttl_ms)))
 
     def wait_for_work(self) -> None:
         """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work."""
@@ -103,15 +104,18 @@ class QueueStore:
         if self._blocking is not None:
             self._blocking.connection_pool.disconnect()
 
-    def complete(self, worker_id: str, ttl_ms: int, finished: Sequence[cmd.Finished]) -> int:
+    def complete(
+        self, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[cmd.Finished]
+    ) -> int:
         """Store results (or queue retries); returns how many tasks were no longer held."""
-        return int(self._run(cmd.complete_call(self.keys, worker_id, ttl_ms, finished)))
+        call = cmd.complete_call(self.keys, worker_id, ttl_ms, failed_cap, finished)
+        return int(self._run(call))
 
-    def requeue(self, worker_id: str, task_ids: Sequence[str]) -> int:
-        """Hand tasks ``worker_id`` holds back to the head of the queue."""
-        if not task_ids:
+    def requeue(self, worker_id: str, held: Sequence[tuple[str, int]]) -> int:
+        """Hand back tasks ``worker_id`` holds, given as (task id, delivery) pairs."""
+        if not held:
             return 0
-        return int(self._run(cmd.requeue_call(self.keys, worker_id, task_ids)))
+        return int(self._run(cmd.requeue_call(self.keys, worker_id, held)))
 
     def recover(self, worker_ids: Sequence[str], only_stale: bool = True) -> int:
         """Hand back the tasks of the given workers whose heartbeat went stale (or of

@@ -13,6 +13,7 @@ from tasker_dist import errors
 from tasker_dist.codec import pack
 from tasker_dist.envelope import (
     FLAG_ONCE,
+    FailedRecord,
     Failure,
     FailureKind,
     Outcome,
@@ -32,6 +33,8 @@ from tasker_dist.errors import (
     TaskerError,
     TaskError,
     TaskFailed,
+    TaskQuarantined,
+    TaskRejected,
     TaskTimeout,
 )
 
@@ -323,12 +326,26 @@ def test_settled_kinds_give_their_errors(kind: str, error_type: type[Exception])
     assert type(info.value) is error_type
 
 
-def test_invalid_payload_failure_gives_task_error_with_reason() -> None:
+def test_invalid_payload_failure_gives_task_rejected_with_reason() -> None:
     failure = Failure(
-        FailureKind.INVALID, "SerializationError", "task payload rejected: bad signature", ""
+        FailureKind.INVALID, "TaskRejected", "task payload rejected: bad signature", ""
     )
-    with pytest.raises(TaskError, match="bad signature"):
+    with pytest.raises(TaskRejected, match="bad signature"):
         decode_result(encode_failure("t", failure)).unwrap()
+
+
+def test_quarantined_failure_gives_task_quarantined() -> None:
+    failure = Failure(FailureKind.QUARANTINED, "TaskQuarantined", "taken 5 times", "")
+    with pytest.raises(TaskQuarantined, match="taken 5 times"):
+        decode_result(encode_failure("t", failure)).unwrap()
+
+
+def test_failed_record_round_trip_keeps_raw_bytes_and_odd_ids() -> None:
+    odd_id = b"\xff\xfegarbage".decode("utf-8", "surrogateescape")
+    record = FailedRecord(odd_id, FailureKind.INVALID, "no envelope", b"\x00\x01", 3, 1.5)
+    assert FailedRecord.decode(record.encode()) == record
+    with pytest.raises(SerializationError):
+        FailedRecord.decode(b"garbage")
 
 
 def test_failure_from_system_exit() -> None:

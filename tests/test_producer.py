@@ -159,10 +159,10 @@ def test_listener_rechecks_results_after_reconnect(
     with Producer(redis_url, queue) as p:
         future = p.queue_task_async(lambda ctx, r: "unused")
         store = QueueStore(redis_url, queue)
-        _, [task] = store.fetch("test-worker", 1)
+        _, [task] = store.fetch("test-worker", 1, 60_000)
         # Store the result as a worker would, but without telling the reply channel.
         result = encode_success(task.task_id, "recovered")
-        store.complete("test-worker", 60_000, [Finished(task.task_id, COMPLETED, result, "")])
+        store.complete("test-worker", 60_000, 100, [Finished(task.task_id, COMPLETED, result, "")])
         store.close()
         time.sleep(0.2)
         assert not future.done()  # nobody told it

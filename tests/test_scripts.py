@@ -21,6 +21,8 @@ from tasker_dist.store import QueueStore
 QUEUE = "orders"
 TTL_MS = 60_000
 WID = "w-test"
+HB_TTL_MS = 5_000
+CAP = 100
 REPLY = reply_channel("producer-1")
 
 
@@ -54,14 +56,14 @@ def enqueue(store: QueueStore, *ids: str, priority: bool = False) -> None:
 
 
 def fetch_ids(store: QueueStore, limit: int = 100) -> list[str]:
-    return [f.task_id for f in store.fetch(WID, limit)[1]]
+    return [f.task_id for f in store.fetch(WID, limit, HB_TTL_MS)[1]]
 
 
 def members(fake: fakeredis.FakeRedis, key: str) -> list[bytes]:
-    """The members of a set or sorted set, in a stable order."""
+    """The members of a sorted set (in order) or the fields of a hash (sorted)."""
     if fake.type(key) == b"zset":
         return list(fake.zrange(key, 0, -1))
-    return sorted(fake.smembers(key))
+    return sorted(fake.hkeys(key))
 
 
 def messages(pubsub: Any) -> list[tuple[bytes, bytes]]:
@@ -104,7 +106,7 @@ def test_fetch_is_fifo(store: QueueStore) -> None:
 def test_fetch_returns_envelopes_and_lane(store: QueueStore) -> None:
     enqueue(store, "a")
     enqueue(store, "p", priority=True)
-    now_ms, fetched = store.fetch(WID, 10)
+    now_ms, fetched = store.fetch(WID, 10, HB_TTL_MS)
     assert now_ms > 1_600_000_000_000
     assert [(f.task_id, f.payload, f.retries, f.priority) for f in fetched] == [
         ("p", env("p"), 0, True),
@@ -148,37 +150,45 @@ def test_fetch_records_the_tasks_in_the_workers_held_set(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     enqueue(store, "a", "b", "c")
-    _, fetched = store.fetch(WID, 2)
+    _, fetched = store.fetch(WID, 2, HB_TTL_MS)
     assert len(fetched) == 2
     assert members(fake, keys.held(WID)) == [b"a", b"b"]
-    store.fetch("other", 1)
+    store.fetch("other", 1, HB_TTL_MS)
     assert members(fake, keys.held("other")) == [b"c"]
     # the envelope stays until the task is finished
     assert fake.hexists(keys.tasks, "a")
 
 
-def test_fetch_drops_ids_whose_envelope_is_gone(
+def test_fetch_hands_over_ids_without_envelope_for_the_failed_store(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
-    enqueue(store, "a", "b", "c")
+    enqueue(store, "a", "b")
     fake.hdel(keys.tasks, "a")
-    assert fetch_ids(store, 10) == ["b", "c"]
-    assert members(fake, keys.held(WID)) == [b"b", b"c"]
-    assert fake.llen(keys.pending) == 0
+    fake.lpush(keys.pending, b"\xff\x00garbage")
+    _, fetched = store.fetch(WID, 10, HB_TTL_MS)
+    assert [(f.task_id, f.payload) for f in fetched] == [
+        ("a", b""), ("b", env("b")), (b"\xff\x00garbage".decode("utf-8", "surrogateescape"), b"")
+    ]  # fmt: skip
+    garbage = fetched[2]
+    # the odd id goes back to Redis as the same bytes: it can be finished like any task
+    assert store.complete(WID, TTL_MS, CAP, [ran(garbage.task_id, FAILED, b"")]) == 0
+    assert sorted(fake.hkeys(keys.held(WID))) == [b"a", b"b"]
 
 
-def test_fetch_passes_the_wakeup_on_when_a_dropped_id_leaves_work(
+def test_fetch_counts_deliveries_and_hands_back_do_not(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
-    enqueue(store, "a", "b", "c")
-    fake.hdel(keys.tasks, "a")
-    fake.delete(keys.signal)  # a blocked worker took the token
-    fetched = fetch_ids(store, 2)
-    assert fetched[0] == "b"
-    if fake.llen(keys.pending):  # "c" was left behind: another worker must be woken
-        assert fake.llen(keys.signal) == 1
-    else:
-        assert fetched == ["b", "c"]
+    enqueue(store, "a")
+    [first] = store.fetch(WID, 1, HB_TTL_MS)[1]
+    assert first.delivery == 1
+    assert store.requeue(WID, [("a", 1)]) == 1  # a stop: does not count
+    [again] = store.fetch(WID, 1, HB_TTL_MS)[1]
+    assert again.delivery == 1
+    fake.zadd(keys.workers, {WID: 0})  # the worker dies holding it
+    assert store.recover([WID]) == 1
+    [third] = store.fetch("other", 1, HB_TTL_MS)[1]
+    assert third.delivery == 2
+    assert fake.hget(keys.held("other"), "a") == b"2"
 
 
 def test_fetch_reports_retries_so_far(
@@ -186,7 +196,7 @@ def test_fetch_reports_retries_so_far(
 ) -> None:
     enqueue(store, "a")
     fake.hset(keys.retries, "a", 2)
-    [fetched] = store.fetch(WID, 1)[1]
+    [fetched] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert fetched.retries == 2
 
 
@@ -244,7 +254,7 @@ def test_complete_done_stores_result_and_cleans_up(
     fetch_ids(store, 2)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(REPLY, keys.done_channel("a"), keys.done_channel("b"))
-    skipped = store.complete(WID, TTL_MS, [ran("a", result=b"result-a", reply=REPLY)])
+    skipped = store.complete(WID, TTL_MS, CAP, [ran("a", result=b"result-a", reply=REPLY)])
     assert skipped == 0
     assert fake.get(keys.result("a")) == b"result-a"
     assert 0 < fake.pttl(keys.result("a")) <= TTL_MS
@@ -266,7 +276,7 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     fetch_ids(store)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
-    store.complete(WID, TTL_MS, [Finished("a", COMPLETED, b"r", "")])
+    store.complete(WID, TTL_MS, CAP, [Finished("a", COMPLETED, b"r", "")])
     assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
     pubsub.close()
 
@@ -279,9 +289,10 @@ def test_complete_counts_metrics(
     store.complete(
         WID,
         TTL_MS,
+        CAP,
         [ran("a", exec_us=1_000, wait_us=300), ran("b", FAILED, exec_us=2_000, wait_us=400)],
     )
-    store.complete(WID, TTL_MS, [ran("c", exec_us=5_000, wait_us=300)])
+    store.complete(WID, TTL_MS, CAP, [ran("c", exec_us=5_000, wait_us=300)])
     counters = {k.decode(): int(v) for k, v in fake.hgetall(keys.counters).items()}
     assert counters == {
         "arrived": 3,
@@ -308,14 +319,14 @@ def test_complete_retry_goes_to_head_of_priority_lane(
     enqueue(store, "a", "b")
     assert fetch_ids(store, 1) == ["a"]
     enqueue(store, "p", priority=True)
-    skipped = store.complete(WID, TTL_MS, [ran("a", RETRIED, result=b"")])
+    skipped = store.complete(WID, TTL_MS, CAP, [ran("a", RETRIED, result=b"")])
     assert skipped == 0
     assert fake.hget(keys.retries, "a") == b"1"
     assert fake.hget(keys.counters, "retried") == b"1"
     assert fake.hexists(keys.tasks, "a")  # the envelope is kept for the retry
     assert fake.get(keys.result("a")) is None
     assert members(fake, keys.held(WID)) == []
-    [first] = store.fetch(WID, 1)[1]
+    [first] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert (first.task_id, first.retries, first.priority) == ("a", 1, True)
     assert fetch_ids(store) == ["p", "b"]
 
@@ -325,10 +336,10 @@ def test_complete_retry_twice_counts_retries(
 ) -> None:
     enqueue(store, "a")
     for expected in (1, 2):
-        fetch_ids(store)
-        store.complete(WID, TTL_MS, [Finished("a", RETRIED)])
+        [taken] = store.fetch(WID, 1, HB_TTL_MS)[1]
+        store.complete(WID, TTL_MS, CAP, [Finished("a", RETRIED, delivery=taken.delivery)])
         assert fake.hget(keys.retries, "a") == str(expected).encode()
-    [fetched] = store.fetch(WID, 1)[1]
+    [fetched] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert fetched.retries == 2
     assert fake.hget(keys.counters, "retried") == b"2"
 
@@ -339,7 +350,7 @@ def test_complete_retry_wakes_a_worker(
     enqueue(store, "a")
     fetch_ids(store)
     fake.delete(keys.signal)
-    store.complete(WID, TTL_MS, [Finished("a", RETRIED)])
+    store.complete(WID, TTL_MS, CAP, [Finished("a", RETRIED)])
     assert fake.llen(keys.signal) == 1
 
 
@@ -348,13 +359,14 @@ def test_complete_skips_tasks_not_in_flight(
 ) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store)
-    assert store.requeue(WID, ["a"]) == 1  # handed back by a kill
+    assert store.requeue(WID, [("a", 1)]) == 1  # handed back by a kill
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
     before = {k: fake.dump(k) for k in fake.keys("*")}
     skipped = store.complete(
         WID,
         TTL_MS,
+        CAP,
         [
             ran("a", result=b"late", reply=REPLY),
             ran("never-taken", result=b"x", reply=REPLY),
@@ -374,10 +386,11 @@ def test_complete_counts_a_mix_of_done_and_skipped(
 ) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store)
-    store.requeue(WID, ["a"])
+    store.requeue(WID, [("a", 1)])
     skipped = store.complete(
         WID,
         TTL_MS,
+        CAP,
         [Finished("a", COMPLETED, b"ra", ""), Finished("b", COMPLETED, b"rb", "")],
     )
     assert skipped == 1
@@ -390,10 +403,10 @@ def test_complete_of_skipped_task_counts_no_metrics(
 ) -> None:
     enqueue(store, "a")
     fetch_ids(store)
-    store.requeue(WID, ["a"])
+    store.requeue(WID, [("a", 1)])
     counters_before = fake.hgetall(keys.counters)
     rates_before = fake.hgetall(keys.rates)
-    skipped = store.complete(WID, TTL_MS, [ran("a", result=b"late", reply=REPLY)])
+    skipped = store.complete(WID, TTL_MS, CAP, [ran("a", result=b"late", reply=REPLY)])
     assert skipped == 1
     assert fake.hgetall(keys.counters) == counters_before
     assert fake.hgetall(keys.histogram) == {}
@@ -409,8 +422,8 @@ def test_requeue_only_tasks_still_in_flight(
     enqueue(store, "a", "b", "c")
     fetch_ids(store, 2)
     fake.delete(keys.signal)
-    assert store.requeue(WID, ["a", "a", "not-taken", "c"]) == 1
-    assert store.requeue(WID, ["a"]) == 0
+    assert store.requeue(WID, [("a", 1), ("a", 1), ("not-taken", 1), ("c", 1)]) == 1
+    assert store.requeue(WID, [("a", 1)]) == 0
     assert fake.lrange(keys.priority, 0, -1) == [b"a"]
     assert members(fake, keys.held(WID)) == [b"b"]
     assert fake.llen(keys.signal) == 1
@@ -421,7 +434,7 @@ def test_requeue_goes_to_head_of_priority_lane(store: QueueStore) -> None:
     enqueue(store, "a", "b")
     fetch_ids(store, 2)
     enqueue(store, "p", priority=True)
-    assert store.requeue(WID, ["a", "b"]) == 2
+    assert store.requeue(WID, [("a", 1), ("b", 1)]) == 2
     fetched = fetch_ids(store)
     # both handed-back tasks come before the priority task that was already waiting
     assert sorted(fetched[:2]) == ["a", "b"]
@@ -432,7 +445,7 @@ def test_requeue_nothing_sends_no_token(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     fake.delete(keys.signal)
-    assert store.requeue(WID, ["ghost"]) == 0
+    assert store.requeue(WID, [("ghost", 1)]) == 0
     assert store.requeue(WID, []) == 0
     assert fake.llen(keys.signal) == 0
     assert fake.llen(keys.priority) == 0
@@ -476,7 +489,7 @@ def test_cancel_leaves_taken_tasks_alone(
     assert fake.hexists(keys.tasks, "a")
     assert members(fake, keys.held(WID)) == [b"a"]
     # the worker that holds it still completes it normally
-    assert store.complete(WID, TTL_MS, [Finished("a", COMPLETED, b"ra", "")]) == 0
+    assert store.complete(WID, TTL_MS, CAP, [Finished("a", COMPLETED, b"ra", "")]) == 0
     assert fake.get(keys.result("a")) == b"ra"
 
 
@@ -508,8 +521,7 @@ def test_heartbeat_reports_stale_workers(
     fake.zadd(keys.workers, {"dead": now_ms - 1_000, "alive": now_ms + 60_000})
     hb = store.heartbeat("w1", 5_000, 12, {"host": "h"})
     assert hb.stale_workers == ["dead"]
-    assert not hb.known  # its first beat
-    assert store.heartbeat("w1", 5_000, 12, {}).known
+    assert not hb.was_dead
 
 
 # -- recover --------------------------------------------------------------------------------
@@ -521,8 +533,8 @@ def test_recover_hands_back_the_tasks_of_dead_workers_once(
     enqueue(store, "a", "b", "c")
     store.heartbeat("dead", 5_000, 12, {"host": "h"})
     store.heartbeat("alive", 5_000, 12, {"host": "h"})
-    store.fetch("dead", 2)
-    store.fetch("alive", 1)
+    store.fetch("dead", 2, HB_TTL_MS)
+    store.fetch("alive", 1, HB_TTL_MS)
     fake.zadd(keys.workers, {"dead": redis_second(fake) * 1000 - 1})  # its heartbeat lapsed
     fake.delete(keys.signal)
     assert store.recover(["dead", "alive"]) == 2
@@ -535,9 +547,10 @@ def test_recover_hands_back_the_tasks_of_dead_workers_once(
     assert members(fake, keys.workers) == [b"alive"]
     assert fake.llen(keys.signal) == 1
     # the dead worker comes back: its late results are refused
-    assert store.complete("dead", TTL_MS, [Finished("a", COMPLETED, b"late", "")]) == 1
+    assert store.complete("dead", TTL_MS, CAP, [Finished("a", COMPLETED, b"late", "")]) == 1
     assert fake.get(keys.result("a")) is None
-    assert not store.heartbeat("dead", 5_000, 12, {}).known
+    assert store.heartbeat("dead", 5_000, 12, {}).was_dead
+    assert not store.heartbeat("dead", 5_000, 12, {}).was_dead  # told once
 
 
 def test_leaving_hands_back_what_a_worker_still_holds(
@@ -545,7 +558,7 @@ def test_leaving_hands_back_what_a_worker_still_holds(
 ) -> None:
     enqueue(store, "a")
     store.heartbeat(WID, 5_000, 12, {"host": "h"})
-    store.fetch(WID, 1)
+    store.fetch(WID, 1, HB_TTL_MS)
     assert store.leave(WID) == 1
     assert fake.lrange(keys.priority, 0, -1) == [b"a"]
     assert members(fake, keys.workers) == []
@@ -591,11 +604,12 @@ def test_read_cluster_sees_what_scripts_wrote(store: QueueStore) -> None:
     enqueue(store, "p", priority=True)
     fetch_ids(store, 2)
     store.heartbeat("w1", 5_000, 12, {"host": "h", "base": 2, "running": 2})
-    store.complete(WID, TTL_MS, [ran("p", FAILED)])
+    store.complete(WID, TTL_MS, CAP, [ran("p", FAILED)])
     raw = store.read_cluster()
     assert (raw.queued, raw.priority) == (2, 0)
-    assert [wid for wid, _ in raw.workers] == ["w1"]
-    assert raw.workers[0][1]["base"] == "2"
+    # WID is registered by its fetch, but only w1 has published stats
+    assert [wid for wid, h in raw.workers if h] == ["w1"]
+    assert dict(raw.workers)["w1"]["base"] == "2"
     assert raw.counters["arrived"] == 4
     assert raw.counters["failed"] == 1
     assert raw.buckets == {bucket_of(0.002): 1}
@@ -610,14 +624,18 @@ def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
     return [
         cmd.enqueue_call(keys, [("t1", b"e1"), ("t2", b"e2")], priority=False),
         cmd.enqueue_call(keys, [("t3", b"e3")], priority=True),
-        cmd.fetch_call(keys, WID, 10),
+        cmd.fetch_call(keys, WID, 10, HB_TTL_MS),
         cmd.enqueue_call(keys, [("t4", b"e4")], priority=False),
-        cmd.complete_call(keys, WID, TTL_MS, finished),
-        cmd.requeue_call(keys, WID, ["t2"]),
+        cmd.complete_call(keys, WID, TTL_MS, CAP, finished),
+        cmd.requeue_call(keys, WID, [("t2", 1)]),
         cmd.recover_call(keys, [WID, "w1"], only_stale=False),
         cmd.cancel_call(keys, TTL_MS, [("t3", b"c3"), ("t4", b"c4")]),
         cmd.heartbeat_call(keys, "w1", 5_000, 12, {"host": "h"}),
     ]
+
+
+def as_bytes(key: str | bytes) -> bytes:
+    return key if isinstance(key, bytes) else key.encode()
 
 
 def test_every_call_uses_one_hash_tag() -> None:
@@ -627,10 +645,10 @@ def test_every_call_uses_one_hash_tag() -> None:
     slot = key_slot(b"{orders}")
     for call in calls:
         assert call.keys, call.script
-        for key in call.keys:
-            assert "{orders}" in key, (call.script, key)
-            assert key.index("{") == key.index("{orders}"), key
-            assert key_slot(key.encode()) == slot, (call.script, key)
+        for key in map(as_bytes, call.keys):
+            assert b"{orders}" in key, (call.script, key)
+            assert key.index(b"{") == key.index(b"{orders}"), key
+            assert key_slot(key) == slot, (call.script, key)
 
 
 def test_scripts_touch_only_keys_passed_in_keys(fake: fakeredis.FakeRedis) -> None:
@@ -638,7 +656,7 @@ def test_scripts_touch_only_keys_passed_in_keys(fake: fakeredis.FakeRedis) -> No
     passed: set[bytes] = set()
     # A scenario in which every script writes: queue, fetch, finish, retry, cancel, beat.
     for call in all_calls(keys):
-        passed.update(k.encode() for k in call.keys)
+        passed.update(map(as_bytes, call.keys))
         fake.register_script(source(call.script))(keys=call.keys, args=call.args)
     written = set(fake.keys("*"))
     assert written, "the scenario wrote nothing"

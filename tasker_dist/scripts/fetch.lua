@@ -1,14 +1,22 @@
--- Take up to N tasks, the priority lane first, into the caller's held set.
+-- Take up to N tasks, the priority lane first, into the caller's held hash.
 -- KEYS[1] priority list    KEYS[2] pending list    KEYS[3] tasks hash
--- KEYS[4] retries hash     KEYS[5] the caller's held set   KEYS[6] signal list
--- ARGV[1] N (max tasks)
--- Returns {now_ms, id, envelope, retries, lane, id, envelope, retries, lane, ...}
--- where lane is 1 for priority, 0 for pending. An id whose envelope is gone is dropped.
+-- KEYS[4] retries hash     KEYS[5] deliveries hash   KEYS[6] the caller's held hash
+-- KEYS[7] signal list     KEYS[8] workers zset
+-- ARGV[1] N (max tasks)    ARGV[2] the caller's worker id    ARGV[3] its heartbeat TTL (ms)
+-- The caller is put in the workers zset if it is missing (its first heartbeat failed, or
+-- it had been taken for dead), so whatever it holds is recovered if it dies.
+-- Returns {now_ms, then per task: id, envelope, retries, lane, delivery}
+-- lane is 1 for priority, 0 for pending. delivery counts the times the task was taken
+-- (hand-backs on stop or kill do not count); it is also the fencing token: the caller's
+-- held hash maps the id to it, and only that delivery may finish the task. An id with
+-- no envelope (garbage pushed on a lane) is returned with an empty envelope, so the
+-- caller can put it in the failed store.
 -- If work is left behind, a token is pushed on the signal list so another blocked
 -- worker wakes up (each fetcher passes the wake-up on while work remains).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local want = tonumber(ARGV[1])
+redis.call('ZADD', KEYS[8], 'NX', now + tonumber(ARGV[3]), ARGV[2])
 local out = {now}
 local taken = 0
 for lane = 1, 2 do
@@ -16,21 +24,20 @@ for lane = 1, 2 do
     local ids = redis.call('RPOP', KEYS[lane], want - taken)
     if ids then
       for _, id in ipairs(ids) do
-        local env = redis.call('HGET', KEYS[3], id)
-        if env then
-          redis.call('SADD', KEYS[5], id)
-          out[#out + 1] = id
-          out[#out + 1] = env
-          out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id) or '0')
-          out[#out + 1] = 2 - lane
-          taken = taken + 1
-        end
+        local delivery = redis.call('HINCRBY', KEYS[5], id, 1)
+        redis.call('HSET', KEYS[6], id, delivery)
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', KEYS[3], id) or ''
+        out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id) or '0')
+        out[#out + 1] = 2 - lane
+        out[#out + 1] = delivery
+        taken = taken + 1
       end
     end
   end
 end
-if redis.call('LLEN', KEYS[6]) == 0
+if redis.call('LLEN', KEYS[7]) == 0
     and (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])) > 0 then
-  redis.call('LPUSH', KEYS[6], '1')
+  redis.call('LPUSH', KEYS[7], '1')
 end
 return out

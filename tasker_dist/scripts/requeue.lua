@@ -1,13 +1,17 @@
 -- Hand tasks the caller holds back to the head of the priority lane (stop or kill).
--- KEYS[1] the caller's held set    KEYS[2] priority list    KEYS[3] signal list
--- ARGV    the task ids
--- Only ids the caller still holds are pushed, so a task is never queued twice. They
--- are pushed last first, so the first id given is served first.
+-- KEYS[1] the caller's held hash    KEYS[2] priority list    KEYS[3] signal list
+-- KEYS[4] deliveries hash
+-- ARGV    pairs of task id, delivery (fencing token)
+-- Only deliveries the caller still holds are handed back, so a task is never queued
+-- twice, and they do not count as deliveries (the task did nothing wrong). They are
+-- pushed last first, so the first task given is served first.
 -- Returns the number of tasks handed back.
 local n = 0
-for i = #ARGV, 1, -1 do
-  local id = ARGV[i]
-  if redis.call('SREM', KEYS[1], id) == 1 then
+for o = #ARGV - 1, 1, -2 do
+  local id = ARGV[o]
+  if redis.call('HGET', KEYS[1], id) == ARGV[o + 1] then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('HINCRBY', KEYS[4], id, -1)
     redis.call('RPUSH', KEYS[2], id)
     n = n + 1
   end

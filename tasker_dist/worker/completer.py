@@ -30,11 +30,13 @@ class Completer:
         store: QueueStore,
         worker_id: str,
         ttl_ms: int,
+        failed_cap: int,
         on_written: Callable[[list[Report]], None],
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
+        self._failed_cap = failed_cap
         self._on_written = on_written
         self._reports: list[Report] = []
         self._busy = False
@@ -85,7 +87,7 @@ class Completer:
         delay = 0.05
         while True:
             try:
-                self._store.complete(self._worker_id, self._ttl_ms, finished)
+                self._store.complete(self._worker_id, self._ttl_ms, self._failed_cap, finished)
                 break
             except Exception as exc:  # never drop results: retry whatever went wrong
                 log.warning(

@@ -1,7 +1,9 @@
-"""Running one task with a resource, and judging its outcome (SPEC §4).
+"""Running one task with a resource, and judging its outcome (SPEC §4, §7).
 
-`Executor.run` never raises: every outcome, including undecodable payloads, a task that
-calls ``sys.exit``, and unserializable results, becomes a `Report`.
+`Executor.run` never raises: every outcome becomes a `Report`, including payloads that
+cannot be decoded (refused, kept in the failed store with their raw bytes and the
+reason), tasks that keep killing their worker (quarantined), tasks that call
+``sys.exit``, and results that cannot be serialized.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..commands import COMPLETED, FAILED, RETRIED, Finished
 from ..config import Config
 from ..context import TaskContext
 from ..envelope import (
+    FailedRecord,
     Failure,
     FailureKind,
     TaskEnvelope,
@@ -47,22 +50,51 @@ class Report:
         return self.finished.status
 
 
+def _finished(
+    job: Job,
+    status: str,
+    result: bytes = b"",
+    exec_s: float | None = None,
+    wait_s: float | None = None,
+    record: bytes = b"",
+) -> Finished:
+    return Finished(job.task_id, status, result, job.reply_to, exec_s, wait_s,
+                    job.fetched.delivery, record)  # fmt: skip
+
+
+def _failure_report(
+    job: Job,
+    failure: Failure,
+    raw: bytes | None = None,
+    exec_s: float | None = None,
+    wait_s: float | None = None,
+    unhealthy: bool = False,
+) -> Report:
+    """A failed task; with ``raw`` bytes it is also kept in the failed store."""
+    record = b""
+    if raw is not None:
+        record = FailedRecord(job.task_id, failure.kind, failure.message, raw,
+                              job.fetched.delivery, time.time()).encode()  # fmt: skip
+    result = encode_failure(job.task_id, failure)
+    return Report(_finished(job, FAILED, result, exec_s, wait_s, record), unhealthy)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ran:
-    """A task that ran: where its result goes and how long it waited and ran."""
+    """A task that ran, and how long it waited and ran."""
 
+    job: Job
     env: TaskEnvelope
     exec_s: float
     wait_s: float
 
     def report(self, status: str, result: bytes = b"", unhealthy: bool = False) -> Report:
-        finished = Finished(
-            self.env.task_id, status, result, self.env.reply_to or "", self.exec_s, self.wait_s
-        )
-        return Report(finished, unhealthy)
+        return Report(_finished(self.job, status, result, self.exec_s, self.wait_s), unhealthy)
 
-    def failed(self, failure: Failure, unhealthy: bool = False) -> Report:
-        return self.report(FAILED, encode_failure(self.env.task_id, failure), unhealthy)
+    def failed(self, failure: Failure, keep: bool = False, unhealthy: bool = False) -> Report:
+        """``keep``: also put the task in the failed store, so it can be re-queued."""
+        raw = self.job.fetched.payload if keep else None
+        return _failure_report(self.job, failure, raw, self.exec_s, self.wait_s, unhealthy)
 
 
 class Executor:
@@ -75,31 +107,50 @@ class Executor:
         self, job: Job
     ) -> tuple[TaskEnvelope, Callable[..., Any], list[Any], dict[str, Any]] | Report:
         """Decode a job's envelope, callable and arguments, or report why it cannot run."""
+        payload = job.fetched.payload
+        if not payload:
+            raw = job.task_id.encode("utf-8", "surrogateescape")
+            return self.refuse(job, "no task is stored under this id (garbage on a lane?)", raw)
         try:
-            env = decode_task(job.fetched.payload)
+            env = decode_task(payload)
         except SerializationError as exc:
-            return self.invalid(job.task_id, "", exc)
+            return self.refuse(job, str(exc), payload)
+        job.reply_to = env.reply_to or ""
+        if env.task_id != job.task_id:
+            return self.refuse(job, f"envelope of task {env.task_id!r} stored under another id",
+                               payload)  # fmt: skip
+        runs = job.fetched.delivery - job.fetched.retries
+        if runs > self._config.max_deliveries:
+            message = (f"task {job.task_id} quarantined: taken {runs - 1} times without "
+                       "finishing (its worker process died each time)")  # fmt: skip
+            log.error("%s; it is in the failed store", message)
+            failure = Failure(FailureKind.QUARANTINED, "TaskQuarantined", message, "")
+            return _failure_report(job, failure, payload)
         try:
             fn = self._callables.load(env.fn)
             args, kwargs = codec.unpack(env.args)
         except (SerializationError, ValueError, TypeError) as exc:
-            return self.invalid(job.task_id, env.reply_to or "", exc)
+            return self.refuse(job, str(exc), payload)
         return env, fn, args, kwargs
+
+    @staticmethod
+    def refuse(job: Job, reason: str, raw: bytes) -> Report:
+        """A payload that must not run: its caller gets `TaskRejected` naming ``reason``,
+        and its raw bytes go to the failed store."""
+        log.error("task %r refused: %s", job.task_id, reason)
+        failure = Failure(FailureKind.INVALID, "TaskRejected", f"task payload rejected: {reason}",
+                          "")  # fmt: skip
+        return _failure_report(job, failure, raw)
 
     def run(self, job: Job, resource: Any, on_start: Callable[[Job], None]) -> Report:
         prepared = self.prepare(job)
         if isinstance(prepared, Report):
             return prepared
         env, fn, args, kwargs = prepared
-        job.reply_to = env.reply_to or ""
         timeout = env.timeout or self._config.task_timeout
         start = time.monotonic()
-        job.ctx = TaskContext(
-            job.task_id,
-            job.fetched.retries,
-            self._config.queue,
-            None if timeout is None else start + timeout,
-        )
+        job.ctx = TaskContext(job.task_id, job.fetched.retries, self._config.queue,
+                              None if timeout is None else start + timeout)  # fmt: skip
         wait_s = max(0.0, time.time() - env.enqueued_at)
         on_start(job)
         try:
@@ -110,26 +161,23 @@ class Executor:
                     job.async_future.cancel()
                 value = job.async_future.result()
         except BaseException as exc:
-            return self._failed(job, _Ran(env, time.monotonic() - start, wait_s), exc)
-        ran = _Ran(env, time.monotonic() - start, wait_s)
+            return self._failed(_Ran(job, env, time.monotonic() - start, wait_s), exc)
+        ran = _Ran(job, env, time.monotonic() - start, wait_s)
         try:
             return ran.report(COMPLETED, encode_success(job.task_id, value))
         except SerializationError as exc:
             return ran.failed(Failure.from_exception(exc))
 
-    def _failed(self, job: Job, ran: _Ran, exc: BaseException) -> Report:
+    def _failed(self, ran: _Ran, exc: BaseException) -> Report:
+        job = ran.job
         ctx = job.ctx
         assert ctx is not None
         if isinstance(exc, TaskTimeout) or ctx.cancel_reason == "timeout":
-            return ran.failed(
-                Failure(FailureKind.TIMEOUT, "TaskTimeout", f"task {job.task_id} timed out", "")
-            )
+            return ran.failed(Failure(FailureKind.TIMEOUT, "TaskTimeout",
+                                      f"task {job.task_id} timed out", ""))  # fmt: skip
         if isinstance(exc, TaskCancelled) or ctx.cancelled:
-            return ran.failed(
-                Failure(
-                    FailureKind.CANCELLED, "TaskCancelled", f"task {job.task_id} was cancelled", ""
-                )
-            )
+            return ran.failed(Failure(FailureKind.CANCELLED, "TaskCancelled",
+                                      f"task {job.task_id} was cancelled", ""))  # fmt: skip
         if not isinstance(exc, Exception):
             # sys.exit() or KeyboardInterrupt inside a task ends the task, not the worker,
             # and is not re-raised as such in the caller.
@@ -147,25 +195,13 @@ class Executor:
         if ran.env.once:
             return ran.failed(Failure.from_exception(exc), unhealthy=True)
         if job.fetched.retries < self._config.max_retries:
-            log.warning(
-                "task %s: unhealthy error %r; retry %d of %d",
-                job.task_id,
-                exc,
-                job.fetched.retries + 1,
-                self._config.max_retries,
-            )
+            log.warning("task %s: unhealthy error %r; retry %d of %d", job.task_id, exc,
+                        job.fetched.retries + 1, self._config.max_retries)  # fmt: skip
             return ran.report(RETRIED, unhealthy=True)
         original = Failure.from_exception(exc)
-        return ran.failed(
-            Failure(
-                FailureKind.MAX_RETRIES,
-                original.type_name,
-                str(exc),
-                original.traceback,
-                original.exception,
-            ),
-            unhealthy=True,
-        )
+        failure = Failure(FailureKind.MAX_RETRIES, original.type_name, str(exc),
+                          original.traceback, original.exception)  # fmt: skip
+        return ran.failed(failure, keep=True, unhealthy=True)
 
     def _healthy(self, exc: Exception) -> bool:
         check = self._config.check_health
@@ -178,20 +214,9 @@ class Executor:
             return True
 
     @staticmethod
-    def invalid(task_id: str, reply_to: str, exc: Exception) -> Report:
-        """A payload that cannot be run: stored as a failed result naming the reason."""
-        failure = Failure(
-            FailureKind.INVALID, type(exc).__qualname__, f"task payload rejected: {exc}", ""
-        )
-        return Report(Finished(task_id, FAILED, encode_failure(task_id, failure), reply_to))
-
-    @staticmethod
     def settled_by(job: Job, kind: str, message: str) -> Report:
         """The report for a job settled from outside its slot (timeout or kill)."""
-        failure = Failure(kind, kind, message, "")
-        return Report(
-            Finished(job.task_id, FAILED, encode_failure(job.task_id, failure), job.reply_to)
-        )
+        return _failure_report(job, Failure(kind, kind, message, ""))
 
 
 async def _await(value: Any) -> Any:

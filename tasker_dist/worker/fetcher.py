@@ -42,11 +42,13 @@ class Fetcher:
         self,
         store: QueueStore,
         worker_id: str,
+        ttl_ms: int,
         local: LocalQueue,
         mean_exec_s: Callable[[], float | None],
     ) -> None:
         self._store = store
         self._worker_id = worker_id
+        self._ttl_ms = ttl_ms
         self._local = local
         self._mean_exec_s = mean_exec_s
         self._stopped = threading.Event()
@@ -70,7 +72,7 @@ class Fetcher:
                 if waiting <= 0 or self._stopped.is_set():
                     continue
                 limit = batch_size(waiting, self._mean_exec_s())
-                _, fetched = self._store.fetch(self._worker_id, limit)
+                _, fetched = self._store.fetch(self._worker_id, limit, self._ttl_ms)
                 if fetched:
                     self._local.put(Job(f) for f in fetched)
                 else:

@@ -45,6 +45,10 @@ class KillMode(Enum):
     CANCEL = "cancel"  # fail them with TaskCancelled for their callers (TaskManager)
 
 
+def _held(job: Job) -> tuple[str, int]:
+    return job.task_id, job.fetched.delivery
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
@@ -82,7 +86,6 @@ class WorkerRuntime:
         self._previous_backlog = 0
         self._started_ms = int(time.time() * 1000)
         self._stop_seen_ms = self._started_ms  # stop requests up to here are handled
-        self._beaten = False
         self._stopped = threading.Event()
         self._killed = threading.Event()
         self._slots_changed = threading.Event()
@@ -90,9 +93,12 @@ class WorkerRuntime:
         self._finished = False
         self._end_lock = threading.Lock()
         self.completer = Completer(
-            store, self.worker_id, int(config.result_ttl * 1000), self._written
+            store,
+            self.worker_id,
+            int(config.result_ttl * 1000),
+            config.failed_limit,
+            self._written,
         )
-        self.fetcher = Fetcher(store, self.worker_id, self.local, lambda: self._mean_exec_s)
         self.deadlines = Deadlines(self._expired)
         self.monitor = Monitor(
             store,
@@ -102,6 +108,9 @@ class WorkerRuntime:
             self.fields,
             self._beat,
             self._burst,
+        )
+        self.fetcher = Fetcher(
+            store, self.worker_id, self.monitor.ttl_ms, self.local, lambda: self._mean_exec_s
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -174,7 +183,7 @@ class WorkerRuntime:
         self.local.close()
         if unstarted:
             try:
-                handed = self.store.requeue(self.worker_id, [j.task_id for j in unstarted])
+                handed = self.store.requeue(self.worker_id, [_held(j) for j in unstarted])
                 log.info("handed %d fetched but unstarted task(s) back to the queue", handed)
             except RedisUnavailable as exc:
                 log.error("could not hand back %d task(s): %s", len(unstarted), exc)
@@ -188,7 +197,7 @@ class WorkerRuntime:
     def _give_up(self, jobs: list[Job]) -> None:
         if self.kill_mode is KillMode.REQUEUE:
             try:
-                self.store.requeue(self.worker_id, [job.task_id for job in jobs])
+                self.store.requeue(self.worker_id, [_held(job) for job in jobs])
                 log.warning("handed %d running task(s) back to the queue", len(jobs))
             except RedisUnavailable as exc:
                 log.error("could not hand back %d running task(s): %s", len(jobs), exc)
@@ -287,9 +296,8 @@ class WorkerRuntime:
         }
 
     def _beat(self, hb: Heartbeat) -> None:
-        if not hb.known and self._beaten:
+        if hb.was_dead:
             self._lost_lease()
-        self._beaten = True
         if hb.stale_workers:
             try:
                 if moved := self.store.recover(hb.stale_workers):
