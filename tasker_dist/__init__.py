@@ -12,6 +12,7 @@ from .errors import (
     ConfigError,
     EmbeddedServerError,
     MaxRetriesExceeded,
+    PayloadRejected,
     RedisUnavailable,
     RemoteTraceback,
     SerializationError,
@@ -21,6 +22,8 @@ from .errors import (
     TaskError,
     TaskFailed,
     TaskNotFound,
+    TaskQuarantined,
+    TaskRejected,
     TaskTimeout,
 )
 from .listener import TaskFuture
@@ -35,6 +38,7 @@ __all__ = [
     "EmbeddedServerError",
     "MaxRetriesExceeded",
     "Metrics",
+    "PayloadRejected",
     "Producer",
     "RedisUnavailable",
     "RemoteTraceback",
@@ -48,6 +52,8 @@ __all__ = [
     "TaskFuture",
     "TaskManager",
     "TaskNotFound",
+    "TaskQuarantined",
+    "TaskRejected",
     "TaskTimeout",
     "TaskerError",
     "WorkerInfo",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .astore import AsyncQueueStore
 from .base_producer import BaseProducer, Callback
 from .stats import Metrics, Stats, build_metrics, build_stats
-from .submission import Options, build_task, build_tasks, chunks
+from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
 
@@ -36,10 +36,12 @@ class AsyncProducer(BaseProducer):
         *,
         connect_timeout: float = 5.0,
         task_timeout: float | None = None,
+        secret: str | bytes | None = None,
+        allow_unsigned: bool = False,
     ) -> None:
-        super().__init__(
-            redis_url, queue, connect_timeout=connect_timeout, task_timeout=task_timeout
-        )
+        super().__init__(redis_url, queue, connect_timeout=connect_timeout,
+                         task_timeout=task_timeout, secret=secret,
+                         allow_unsigned=allow_unsigned)  # fmt: skip
         self._astore = AsyncQueueStore(self.redis_url, self.queue, connect_timeout)
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -73,7 +75,7 @@ class AsyncProducer(BaseProducer):
     ) -> str:
         """Queue ``fn``; ``callback(result, error)`` runs later on a callback thread."""
         listener = self._ensure_listener()
-        task = build_task(fn, args, kwargs, self._options(Options()), listener.channel)
+        task = self._task(fn, args, kwargs, Options(), listener.channel)
         future = listener.expect(task.task_id)
         future.add_done_callback(lambda f: self._run_callback(callback, f))
         await self._send(task.task_id, task.payload, False)
@@ -94,7 +96,7 @@ class AsyncProducer(BaseProducer):
 
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
         """Queue ``fn`` without waiting; returns the task id."""
-        task = build_task(fn, args, kwargs, self._options(Options()), None)
+        task = self._task(fn, args, kwargs, Options(), None)
         self._check_open()
         await self._astore.enqueue([(task.task_id, task.payload)])
         return task.task_id
@@ -108,7 +110,7 @@ class AsyncProducer(BaseProducer):
         chunk: int = 1000,
     ) -> list[str]:
         """Queue ``fn(ctx, resource, *args)`` for each ``args``; returns the ids in order."""
-        tasks = build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)), None)
+        tasks = self._tasks(fn, calls, priority)
         self._check_open()
         for part in chunks(tasks, chunk):
             await self._astore.enqueue(part, priority)
@@ -159,7 +161,7 @@ class AsyncProducer(BaseProducer):
         options: Options,
     ) -> asyncio.Future[T]:
         listener = self._ensure_listener()
-        task = build_task(fn, args, kwargs, self._options(options), listener.channel)
+        task = self._task(fn, args, kwargs, options, listener.channel)
         future = listener.expect(task.task_id)
         await self._send(task.task_id, task.payload, options.priority)
         return asyncio.wrap_future(future)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .config import check_queue_name, resolve_redis_url
 from .errors import ConfigError, ShuttingDown, TaskNotFound
 from .listener import ResultListener
+from .signing import Signer
 from .store import QueueStore
-from .submission import Options
+from .submission import Options, Task, build_task, build_tasks
 
 __all__ = ["BaseProducer", "Callback"]
 
@@ -33,9 +34,13 @@ class BaseProducer:
         *,
         connect_timeout: float = 5.0,
         task_timeout: float | None = None,
+        secret: str | bytes | None = None,
+        allow_unsigned: bool = False,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
-        the default deadline of every task queued here (None: the workers' own)."""
+        the default deadline of every task queued here (None: the workers' own);
+        ``secret`` (default ``$TASKER_SECRET``) signs tasks and verifies results, and
+        ``allow_unsigned`` permits neither (only where nobody else can write to Redis)."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(
@@ -44,6 +49,7 @@ class BaseProducer:
             )
         self.queue = check_queue_name(queue)
         self._task_timeout = task_timeout
+        self._signer = Signer.from_settings(secret, allow_unsigned)
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None
         self._callbacks: ThreadPoolExecutor | None = None
@@ -59,6 +65,22 @@ class BaseProducer:
             return Options(options.priority, options.once, self._task_timeout)
         return options
 
+    def _task(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: Options,
+        reply_to: str | None,
+    ) -> Task:
+        return build_task(fn, args, kwargs, self._options(options), reply_to, self._signer)
+
+    def _tasks(
+        self, fn: Callable[..., Any], calls: Iterable[Sequence[Any]], priority: bool
+    ) -> list[Task]:
+        return build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)),
+                           None, self._signer)  # fmt: skip
+
     def _check_open(self) -> None:
         if self._closed:
             raise ShuttingDown("producer is closed")
@@ -67,7 +89,7 @@ class BaseProducer:
         with self._lock:
             self._check_open()
             if self._listener is None:
-                self._listener = ResultListener(self._store)
+                self._listener = ResultListener(self._store, self._signer)
             return self._listener
 
     def _not_found(self, task_id: str) -> TaskNotFound:

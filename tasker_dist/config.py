@@ -97,6 +97,10 @@ class Config(Generic[R]):
     A task taken ``max_deliveries`` times without finishing (its worker process died each
     time) is not run again but quarantined in the failed store, which keeps the newest
     ``failed_limit`` entries.
+
+    ``secret`` (default ``$TASKER_SECRET``) signs and verifies every payload; without one
+    a worker runs nothing unless ``allow_unsigned`` says only trusted code can write to
+    Redis (see `signing`).
     """
 
     on_create: Callable[[], R] | Callable[[], Awaitable[R]]
@@ -116,6 +120,8 @@ class Config(Generic[R]):
     connect_timeout: float = 5.0
     max_deliveries: int = 5
     failed_limit: int = 10_000
+    secret: str | bytes | None = None
+    allow_unsigned: bool = False
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -143,6 +149,12 @@ class Config(Generic[R]):
         _check_seconds("connect_timeout", self.connect_timeout)
         _check_int("max_deliveries", self.max_deliveries, 1)
         _check_int("failed_limit", self.failed_limit, 1)
+        if self.secret is not None and (
+            not isinstance(self.secret, str | bytes) or len(self.secret) < 16
+        ):
+            raise ConfigError("secret must be a str or bytes of at least 16 characters")
+        if not isinstance(self.allow_unsigned, bool):
+            raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
 
     @property
     def burst_limit(self) -> int:

@@ -8,6 +8,7 @@ then stops the daemons with SIGTERM, stops the server and removes every temp fil
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,8 +38,11 @@ class DemoOptions:
     slots: int = 4
 
 
-def _start_workers(url: str, options: DemoOptions, logdir: str) -> list[subprocess.Popen[bytes]]:
+def _start_workers(
+    url: str, secret: str, options: DemoOptions, logdir: str
+) -> list[subprocess.Popen[bytes]]:
     env = {
+        "TASKER_SECRET": secret,
         **os.environ,
         "TASKER_DEMO_SLOTS": str(options.slots),
         "TASKER_DEMO_MAX_SLOTS": str(options.slots * 2),
@@ -55,10 +59,10 @@ def _start_workers(url: str, options: DemoOptions, logdir: str) -> list[subproce
     return procs
 
 
-def _produce(url: str, first: int, count: int, errors: list[BaseException]) -> None:
+def _produce(url: str, secret: str, first: int, count: int, errors: list[BaseException]) -> None:
     """One producer: queue ``count`` orders in small batches, a few on the priority lane."""
     try:
-        with Producer(url, QUEUE) as producer:
+        with Producer(url, QUEUE, secret=secret) as producer:
             batch = 100
             for start in range(first, first + count, batch):
                 size = min(batch, first + count - start)
@@ -89,12 +93,13 @@ def _line(total: int, stats: Stats, m: Metrics) -> str:
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     tty = out.isatty()
     logdir = tempfile.mkdtemp(prefix=f"tasker-demo-{os.getpid()}-")
+    secret = secrets.token_hex(32)  # a private cluster: its own signing secret
     server = EmbeddedServer.start()
     workers: list[subprocess.Popen[bytes]] = []
     try:
         print(f"Redis-compatible server on {server.url}", file=out)
-        workers = _start_workers(server.url, options, logdir)
-        monitor = Producer(server.url, QUEUE)
+        workers = _start_workers(server.url, secret, options, logdir)
+        monitor = Producer(server.url, QUEUE, secret=secret)
         deadline = time.monotonic() + 30
         while len(monitor.stats().workers) < options.workers:
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
@@ -112,7 +117,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         share = options.tasks // options.producers
         producers = [
             threading.Thread(target=_produce, args=(
-                server.url, i * share,
+                server.url, secret, i * share,
                 share if i < options.producers - 1 else options.tasks - i * share, errors))
             for i in range(options.producers)
         ]  # fmt: skip

@@ -205,7 +205,8 @@ def encode_failure(task_id: str, failure: Failure) -> bytes:
         "traceback": failure.traceback,
         "exception": failure.exception,
     }
-    return msgpack.packb([VERSION, task_id, _FAILED, body], use_bin_type=True)
+    return msgpack.packb([VERSION, task_id, _FAILED, body], use_bin_type=True,
+                         unicode_errors="surrogateescape")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +240,9 @@ class Outcome:
 
 def decode_result(data: bytes) -> Outcome:
     try:
-        version, task_id, status, body = msgpack.unpackb(data, raw=False)
+        version, task_id, status, body = msgpack.unpackb(
+            data, raw=False, unicode_errors="surrogateescape"
+        )
     except Exception as exc:
         raise SerializationError(f"result payload is not a result envelope: {exc}") from exc
     if version != VERSION or not isinstance(task_id, str):

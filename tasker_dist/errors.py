@@ -3,6 +3,7 @@
     TaskerError
     ├── ConfigError (also a ValueError)      a Config or CLI value is invalid
     ├── SerializationError                   a task, argument or result cannot be (de)serialized
+    │   └── PayloadRejected                  a payload is unsigned, forged or not ours
     ├── RedisUnavailable                     Redis cannot be reached or answered with an error
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedServerError",
     "MaxRetriesExceeded",
+    "PayloadRejected",
     "RedisUnavailable",
     "RemoteTraceback",
     "SerializationError",
@@ -51,6 +53,12 @@ class ConfigError(TaskerError, ValueError):
 
 class SerializationError(TaskerError):
     """A callable, an argument or a result could not be serialized or deserialized."""
+
+
+class PayloadRejected(SerializationError):
+    """A payload read from Redis was refused before decoding: its signature did not
+    verify, it was unsigned where signatures are required, or it is not a tasker-dist
+    payload at all. The message says which."""
 
 
 class RedisUnavailable(TaskerError):

@@ -19,8 +19,9 @@ import redis
 import redis.client
 
 from .envelope import Outcome, decode_result
-from .errors import RedisUnavailable, SerializationError
+from .errors import RedisUnavailable, SerializationError, TaskRejected
 from .keys import reply_channel
+from .signing import Signer
 from .store import QueueStore
 from .submission import new_task_id
 
@@ -53,8 +54,9 @@ class TaskFuture(Future[T], Generic[T]):
 
 
 class ResultListener:
-    def __init__(self, store: QueueStore) -> None:
+    def __init__(self, store: QueueStore, signer: Signer) -> None:
         self._store = store
+        self._signer = signer
         self.channel = reply_channel(new_task_id())
         self._futures: dict[str, TaskFuture[Any]] = {}
         # Tasks queued elsewhere that `result` calls wait for: id -> number of waiters.
@@ -178,24 +180,42 @@ class ResultListener:
     def _recheck(self, task_ids: list[str]) -> None:
         if not task_ids:
             return
-        for data in self._store.get_results(task_ids):
+        for task_id, data in zip(task_ids, self._store.get_results(task_ids), strict=True):
             if data is not None:
-                self._resolve_bytes(data)
+                self._resolve_bytes(data, task_id)
 
-    def _resolve_bytes(self, data: bytes) -> None:
+    def _resolve_bytes(self, data: bytes, task_id: str | None = None) -> None:
+        """Resolve a future from a result frame. A frame that fails verification fails
+        the task it was read for (when that is known), never anything it claims to be."""
         try:
-            outcome = decode_result(data)
+            outcome = decode_result(self._signer.open(data))
         except SerializationError as exc:
-            log.error("unreadable result message: %s", exc)
+            log.error("result%s refused: %s", f" of task {task_id}" if task_id else "", exc)
+            if task_id is not None:
+                self._fail(task_id, TaskRejected(f"result of task {task_id} refused: {exc}"))
+            return
+        if task_id is not None and outcome.task_id != task_id:
+            self._fail(task_id, TaskRejected(f"result stored for task {task_id} names task "
+                                             f"{outcome.task_id!r}"))  # fmt: skip
             return
         self._resolve(outcome)
 
-    def _resolve(self, outcome: Outcome) -> None:
+    def _take(self, task_id: str) -> TaskFuture[Any] | None:
+        """Remove and return the future waiting for ``task_id`` (None if nobody waits)."""
         with self._lock:
-            future = self._futures.pop(outcome.task_id, None)
-            if self._foreign.pop(outcome.task_id, None) is not None:
-                self._changes.append((False, self._store.keys.done_channel(outcome.task_id)))
-        if future is None or future.done():
+            future = self._futures.pop(task_id, None)
+            if self._foreign.pop(task_id, None) is not None:
+                self._changes.append((False, self._store.keys.done_channel(task_id)))
+        return None if future is None or future.done() else future
+
+    def _fail(self, task_id: str, error: BaseException) -> None:
+        future = self._take(task_id)
+        if future is not None:
+            future.set_exception(error)
+
+    def _resolve(self, outcome: Outcome) -> None:
+        future = self._take(outcome.task_id)
+        if future is None:
             return
         try:
             future.set_result(outcome.unwrap())

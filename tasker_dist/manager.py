@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
@@ -23,9 +24,10 @@ from .envelope import Failure, FailureKind, decode_result, encode_failure
 from .errors import RedisUnavailable, ShuttingDown, TaskCancelled
 from .listener import TaskFuture
 from .producer import Producer
+from .signing import resolve_secret
 from .stats import Metrics, RawCluster, Stats, build_metrics, build_stats
 from .store import QueueStore
-from .submission import Options, build_task
+from .submission import Options
 from .worker.job import Job
 from .worker.pool import ResourcePool
 from .worker.runtime import KillMode, WorkerRuntime
@@ -50,12 +52,15 @@ class TaskManager(Producer, Generic[R]):
     """
 
     def __init__(self, config: Config[R]) -> None:
-        self.config = config
         url = resolve_redis_url(config.redis_url)
         self._server: EmbeddedServer | None = None
         if url is None:
             self._server = EmbeddedServer.start()
             url = self._server.url
+            if resolve_secret(config.secret) is None and not config.allow_unsigned:
+                # A private server: nobody else needs the secret, so make one up.
+                config = dataclasses.replace(config, secret=secrets.token_hex(32))
+        self.config = config
         self._state = _RUNNING
         self._state_lock = threading.Condition()
         self._outstanding: set[TaskFuture[Any]] = set()
@@ -67,6 +72,8 @@ class TaskManager(Producer, Generic[R]):
                 config.queue,
                 connect_timeout=config.connect_timeout,
                 task_timeout=config.task_timeout,
+                secret=config.secret,
+                allow_unsigned=config.allow_unsigned,
             )
             self._store_w = QueueStore(url, config.queue, config.connect_timeout)
             self._runtime = WorkerRuntime(
@@ -120,7 +127,7 @@ class TaskManager(Producer, Generic[R]):
         unhealthy error replaces the resource and retries, as in a slot.
         """
         self._check_running()
-        task = build_task(fn, args, kwargs, Options(), None)
+        task = self._task(fn, args, kwargs, Options(), None)
         retries = 0
         while True:
             resource = self._pool.acquire()
@@ -189,7 +196,8 @@ class TaskManager(Producer, Generic[R]):
         failure = Failure(
             FailureKind.CANCELLED, "TaskCancelled", "task cancelled: task manager killed", ""
         )
-        items = [(f.task_id, encode_failure(f.task_id, failure)) for f in futures]
+        items = [(f.task_id, self._signer.seal(encode_failure(f.task_id, failure)))
+                 for f in futures]  # fmt: skip
         try:
             self._store_w.cancel(int(self.config.result_ttl * 1000), items)
         except RedisUnavailable as exc:

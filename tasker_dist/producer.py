@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from .base_producer import BaseProducer, Callback
 from .listener import ResultListener, TaskFuture
 from .stats import Metrics, Stats, build_metrics, build_stats
-from .submission import Options, Task, build_task, build_tasks, chunks
+from .submission import Options, Task, chunks
 
 __all__ = ["Producer"]
 
@@ -74,7 +74,7 @@ class Producer(BaseProducer):
 
     def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
         """Queue ``fn`` without waiting; returns the task id (see `result`)."""
-        task = build_task(fn, args, kwargs, self._options(Options()), None)
+        task = self._task(fn, args, kwargs, Options(), None)
         self._check_open()
         self._store.enqueue([(task.task_id, task.payload)])
         return task.task_id
@@ -89,7 +89,7 @@ class Producer(BaseProducer):
     ) -> list[str]:
         """Queue ``fn(ctx, resource, *args)`` for each ``args`` in ``calls``, in chunks of
         ``chunk`` tasks per round trip; returns the task ids in order."""
-        tasks = build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)), None)
+        tasks = self._tasks(fn, calls, priority)
         self._check_open()
         for part in chunks(tasks, chunk):
             self._store.enqueue(part, priority)
@@ -150,7 +150,7 @@ class Producer(BaseProducer):
         options: Options,
     ) -> TaskFuture[T]:
         listener = self._ensure_listener()
-        task = build_task(fn, args, kwargs, self._options(options), listener.channel)
+        task = self._task(fn, args, kwargs, options, listener.channel)
         return self._send(listener, task, options.priority)
 
     def _send(self, listener: ResultListener, task: Task, priority: bool) -> TaskFuture[Any]:

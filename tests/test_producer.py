@@ -26,6 +26,7 @@ from tasker_dist import (
 )
 from tasker_dist.commands import COMPLETED, Finished
 from tasker_dist.envelope import encode_success
+from tasker_dist.signing import Signer
 from tasker_dist.store import QueueStore
 
 
@@ -161,7 +162,7 @@ def test_listener_rechecks_results_after_reconnect(
         store = QueueStore(redis_url, queue)
         _, [task] = store.fetch("test-worker", 1, 60_000)
         # Store the result as a worker would, but without telling the reply channel.
-        result = encode_success(task.task_id, "recovered")
+        result = Signer.from_settings(None, False).seal(encode_success(task.task_id, "recovered"))
         store.complete("test-worker", 60_000, 100, [Finished(task.task_id, COMPLETED, result, "")])
         store.close()
         time.sleep(0.2)

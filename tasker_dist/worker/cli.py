@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import Config, resolve_redis_url
 from ..errors import ConfigError
+from ..signing import Signer
 from ..store import QueueStore
 from .daemon import EXIT_BAD_CONFIG, serve
 from .supervisor import supervise
@@ -97,7 +98,9 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
             "no Redis to serve: pass --redis-url, set Config.redis_url or $TASKER_REDIS_URL"
         )
     changes["redis_url"] = url
-    return dataclasses.replace(config, **changes)
+    config = dataclasses.replace(config, **changes)
+    Signer.from_settings(config.secret, config.allow_unsigned).check_can_seal()
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

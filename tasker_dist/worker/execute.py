@@ -30,6 +30,7 @@ from ..envelope import (
     encode_success,
 )
 from ..errors import SerializationError, TaskCancelled, TaskTimeout
+from ..signing import Signer
 from .async_loop import AsyncLoop
 from .job import Job
 
@@ -98,9 +99,10 @@ class _Ran:
 
 
 class Executor:
-    def __init__(self, config: Config[Any], aloop: AsyncLoop) -> None:
+    def __init__(self, config: Config[Any], aloop: AsyncLoop, signer: Signer) -> None:
         self._config = config
         self._aloop = aloop
+        self._signer = signer
         self._callables = CallableCache()
 
     def prepare(
@@ -111,9 +113,9 @@ class Executor:
         if not payload:
             raw = job.task_id.encode("utf-8", "surrogateescape")
             return self.refuse(job, "no task is stored under this id (garbage on a lane?)", raw)
-        try:
-            env = decode_task(payload)
-        except SerializationError as exc:
+        try:  # verified before anything in it is decoded
+            env = decode_task(self._signer.open(payload))
+        except SerializationError as exc:  # PayloadRejected included
             return self.refuse(job, str(exc), payload)
         job.reply_to = env.reply_to or ""
         if env.task_id != job.task_id:

@@ -20,6 +20,7 @@ from ..commands import RETRIED, Heartbeat
 from ..config import Config
 from ..envelope import FailureKind
 from ..errors import RedisUnavailable
+from ..signing import Signer
 from ..store import QueueStore
 from .async_loop import AsyncLoop
 from .burst import BurstSample, burst_delta
@@ -71,7 +72,8 @@ class WorkerRuntime:
         self.aloop = AsyncLoop()
         self.hooks = ResourceHooks(config, self.aloop)
         self.local = LocalQueue()
-        self.executor = Executor(config, self.aloop)
+        self.signer = Signer.from_settings(config.secret, config.allow_unsigned)
+        self.executor = Executor(config, self.aloop, self.signer)
         #: Set when slots must stop creating resources (stop or kill).
         self.halting = threading.Event()
         #: True once slots should take no new task.
@@ -97,6 +99,7 @@ class WorkerRuntime:
             self.worker_id,
             int(config.result_ttl * 1000),
             config.failed_limit,
+            self.signer,
             self._written,
         )
         self.deadlines = Deadlines(self._expired)
@@ -115,7 +118,9 @@ class WorkerRuntime:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the slots and threads; raises `RedisUnavailable` if Redis is unreachable."""
+        """Start the slots and threads; raises `ConfigError` without a secret (and without
+        ``allow_unsigned``), `RedisUnavailable` if Redis is unreachable."""
+        self.signer.check_can_seal()
         self.store.ping()
         self.monitor.start()  # registered before it takes any task, so its tasks are safe
         self._add_slots(self.config.worker_count, burst=False)
@@ -254,7 +259,12 @@ class WorkerRuntime:
 
     def execute(self, job: Job, resource: Any) -> Report:
         """Run a job in the calling slot and hand its report to the completer."""
-        report = self.executor.run(job, resource, self._started)
+        try:
+            report = self.executor.run(job, resource, self._started)
+        except Exception as exc:  # a bug of ours: fail the task rather than strand it
+            log.exception("internal error running task %r", job.task_id)
+            report = Executor.settled_by(job, FailureKind.ERROR,
+                                         f"tasker-dist internal error: {exc!r}")  # fmt: skip
         if job.settle():
             self.completer.add(report)
         return report

@@ -1,0 +1,95 @@
+"""Signed frames around every task and result envelope (SPEC §7).
+
+A task runs cloudpickled code, so whoever can write to Redis could run code on every
+worker. Each envelope therefore travels in a frame::
+
+    b"\\x01" + HMAC-SHA256(secret, envelope) + envelope      signed
+    b"\\x00" + envelope                                      unsigned
+
+and is verified, in constant time, before anything in it is decoded or unpickled.
+Producers and workers share the secret (``Config.secret``, ``Producer(secret=...)`` or
+``$TASKER_SECRET``). Without one, producers refuse to queue and workers refuse to run
+unless ``allow_unsigned=True`` says that Redis is trusted; results are signed the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from .errors import ConfigError, PayloadRejected
+
+__all__ = ["SECRET_ENV", "Signer", "resolve_secret"]
+
+SECRET_ENV = "TASKER_SECRET"
+_SIGNED = 1
+_UNSIGNED = 0
+_MAC_BYTES = 32
+_NO_SECRET = (
+    f"no secret: set ${SECRET_ENV} (the same on producers and workers), pass secret=..., "
+    "or pass allow_unsigned=True if only trusted code can write to this Redis"
+)
+
+
+def resolve_secret(secret: str | bytes | None) -> bytes | None:
+    """The secret to use: the given one, else ``$TASKER_SECRET``, else None."""
+    if secret is None:
+        secret = os.environ.get(SECRET_ENV) or None
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if secret is not None and not isinstance(secret, bytes):
+        raise ConfigError(f"secret must be str or bytes, got {type(secret).__qualname__}")
+    if secret is not None and len(secret) < 16:
+        raise ConfigError("secret must be at least 16 bytes long")
+    return secret
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Seals envelopes into frames and opens frames back into envelopes."""
+
+    secret: bytes | None
+    allow_unsigned: bool = False
+
+    @classmethod
+    def from_settings(cls, secret: str | bytes | None, allow_unsigned: bool) -> Signer:
+        return cls(resolve_secret(secret), allow_unsigned)
+
+    def check_can_seal(self) -> None:
+        """Raise `ConfigError` unless this side may send envelopes (before any write)."""
+        if self.secret is None and not self.allow_unsigned:
+            raise ConfigError(_NO_SECRET)
+
+    def seal(self, envelope: bytes) -> bytes:
+        if self.secret is None:
+            self.check_can_seal()
+            return bytes((_UNSIGNED,)) + envelope
+        mac = hmac.new(self.secret, envelope, hashlib.sha256).digest()
+        return bytes((_SIGNED,)) + mac + envelope
+
+    def open(self, frame: bytes) -> bytes:
+        """The envelope inside ``frame``; raises `PayloadRejected` saying why not."""
+        if not frame:
+            raise PayloadRejected("empty payload")
+        kind = frame[0]
+        if kind == _SIGNED:
+            if self.secret is None:
+                raise PayloadRejected(f"signed payload, but this side has no secret ({_NO_SECRET})")
+            envelope = frame[1 + _MAC_BYTES :]
+            mac = hmac.new(self.secret, envelope, hashlib.sha256).digest()
+            if len(frame) < 1 + _MAC_BYTES or not hmac.compare_digest(
+                mac, frame[1 : 1 + _MAC_BYTES]
+            ):
+                raise PayloadRejected(
+                    "signature did not verify (a different secret, or the payload was altered)"
+                )
+            return envelope
+        if kind == _UNSIGNED:
+            if self.allow_unsigned:
+                return frame[1:]
+            if self.secret is not None:
+                raise PayloadRejected("unsigned payload refused: this side requires signatures")
+            raise PayloadRejected(f"unsigned payload refused: {_NO_SECRET}")
+        raise PayloadRejected(f"not a tasker-dist payload (frame type {kind:#04x})")
