@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from .astore import AsyncQueueStore
 from .base_producer import BaseProducer, Callback
 from .stats import Metrics, Stats, build_metrics, build_stats
-from .submission import Options, chunks
+from .submission import DEFAULT_MAX_PAYLOAD_BYTES, Options, chunks
 
 __all__ = ["AsyncProducer"]
 
@@ -38,10 +38,12 @@ class AsyncProducer(BaseProducer):
         task_timeout: float | None = None,
         secret: str | bytes | None = None,
         allow_unsigned: bool = False,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(redis_url, queue, connect_timeout=connect_timeout,
                          task_timeout=task_timeout, secret=secret,
-                         allow_unsigned=allow_unsigned)  # fmt: skip
+                         allow_unsigned=allow_unsigned,
+                         max_payload_bytes=max_payload_bytes)  # fmt: skip
         self._astore = AsyncQueueStore(self.redis_url, self.queue, connect_timeout)
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -10,14 +10,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import check_queue_name, resolve_redis_url
-from .errors import ConfigError, ShuttingDown, TaskNotFound
+from .errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
 from .listener import ResultListener
 from .signing import Signer
 from .store import QueueStore
-from .submission import Options, Task, build_task, build_tasks
+from .submission import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Options,
+    Task,
+    build_task,
+    build_tasks,
+    queued_at,
+)
 
 __all__ = ["BaseProducer", "Callback"]
 
@@ -36,11 +44,13 @@ class BaseProducer:
         task_timeout: float | None = None,
         secret: str | bytes | None = None,
         allow_unsigned: bool = False,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
         the default deadline of every task queued here (None: the workers' own);
         ``secret`` (default ``$TASKER_SECRET``) signs tasks and verifies results, and
-        ``allow_unsigned`` permits neither (only where nobody else can write to Redis)."""
+        ``allow_unsigned`` permits neither (only where nobody else can write to Redis);
+        a task larger than ``max_payload_bytes`` is refused before it is written."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(
@@ -49,6 +59,13 @@ class BaseProducer:
             )
         self.queue = check_queue_name(queue)
         self._task_timeout = task_timeout
+        if (
+            isinstance(max_payload_bytes, bool)
+            or not isinstance(max_payload_bytes, int)
+            or (max_payload_bytes < 1)
+        ):
+            raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
+        self._max_payload_bytes = max_payload_bytes
         self._signer = Signer.from_settings(secret, allow_unsigned)
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None
@@ -61,9 +78,8 @@ class BaseProducer:
         return self._store.url
 
     def _options(self, options: Options) -> Options:
-        if options.timeout is None and self._task_timeout is not None:
-            return Options(options.priority, options.once, self._task_timeout)
-        return options
+        timeout = self._task_timeout if options.timeout is None else options.timeout
+        return Options(options.priority, options.once, timeout, self._max_payload_bytes)
 
     def _task(
         self,
@@ -93,9 +109,12 @@ class BaseProducer:
             return self._listener
 
     def _not_found(self, task_id: str) -> TaskNotFound:
-        return TaskNotFound(
-            f"no task {task_id} on queue {self.queue!r} (never queued, or its result expired)"
-        )
+        stamp = queued_at(task_id)
+        if stamp is None:
+            return TaskNotFound(f"no task {task_id} was ever queued on {self.queue!r}")
+        when = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+        return ResultExpired(f"the result of task {task_id} (queued on {self.queue!r} at "
+                             f"{when}) has expired (result_ttl) or was purged")  # fmt: skip
 
     def _run_callback(self, callback: Callback, future: Future[Any]) -> None:
         """Run ``callback(result, error)`` on a callback thread, so a slow callback never

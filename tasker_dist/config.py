@@ -122,6 +122,7 @@ class Config(Generic[R]):
     failed_limit: int = 10_000
     secret: str | bytes | None = None
     allow_unsigned: bool = False
+    max_payload_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -153,6 +154,7 @@ class Config(Generic[R]):
             not isinstance(self.secret, str | bytes) or len(self.secret) < 16
         ):
             raise ConfigError("secret must be a str or bytes of at least 16 characters")
+        _check_int("max_payload_bytes", self.max_payload_bytes, 1)
         if not isinstance(self.allow_unsigned, bool):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
 

@@ -3,11 +3,13 @@
     TaskerError
     ├── ConfigError (also a ValueError)      a Config or CLI value is invalid
     ├── SerializationError                   a task, argument or result cannot be (de)serialized
-    │   └── PayloadRejected                  a payload is unsigned, forged or not ours
+    │   ├── PayloadRejected                  a payload is unsigned, forged or not ours
+    │   └── PayloadTooLarge                  a task or result is over max_payload_bytes
     ├── RedisUnavailable                     Redis cannot be reached or answered with an error
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
-    ├── TaskNotFound                         no task with that id: never queued, or result expired
+    ├── TaskNotFound                         no task with that id was ever queued
+    │   └── ResultExpired                    it was queued, but its result has expired
     └── TaskFailed                           a task ran (or was to run) and did not succeed
         ├── TaskError                        the task raised and its exception cannot be rebuilt
         ├── MaxRetriesExceeded               an unhealthy error repeated past max_retries
@@ -28,8 +30,10 @@ __all__ = [
     "EmbeddedServerError",
     "MaxRetriesExceeded",
     "PayloadRejected",
+    "PayloadTooLarge",
     "RedisUnavailable",
     "RemoteTraceback",
+    "ResultExpired",
     "SerializationError",
     "ShuttingDown",
     "TaskCancelled",
@@ -61,6 +65,11 @@ class PayloadRejected(SerializationError):
     payload at all. The message says which."""
 
 
+class PayloadTooLarge(SerializationError):
+    """A serialized task (at the producer, before anything is written) or result (at the
+    worker) is larger than ``max_payload_bytes``."""
+
+
 class RedisUnavailable(TaskerError):
     """Redis could not be reached within the timeout, or a Redis command failed."""
 
@@ -77,7 +86,12 @@ class ShuttingDown(TaskerError):
 
 
 class TaskNotFound(TaskerError):
-    """No task with this id is known: it was never queued, or its result has expired."""
+    """No task with this id is queued, running or finished."""
+
+
+class ResultExpired(TaskNotFound):
+    """The task was queued (its id says when) but its result is gone: it outlived
+    ``result_ttl``, or was purged."""
 
 
 class TaskFailed(TaskerError):

@@ -74,6 +74,7 @@ class TaskManager(Producer, Generic[R]):
                 task_timeout=config.task_timeout,
                 secret=config.secret,
                 allow_unsigned=config.allow_unsigned,
+                max_payload_bytes=config.max_payload_bytes,
             )
             self._store_w = QueueStore(url, config.queue, config.connect_timeout)
             self._runtime = WorkerRuntime(

@@ -14,23 +14,52 @@ from typing import Any
 from . import codec
 from .callables import dumps_callable
 from .envelope import FLAG_ONCE, TaskEnvelope, encode_task
+from .errors import PayloadTooLarge
 from .signing import Signer
 
-__all__ = ["Options", "Task", "build_task", "build_tasks", "chunks", "new_task_id"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "Options",
+    "Task",
+    "build_task",
+    "build_tasks",
+    "check_size",
+    "chunks",
+    "new_task_id",
+    "queued_at",
+]
+
+#: A task or result larger than this is refused (10 MiB): Redis holds every queued task
+#: in memory, and one huge payload stalls every worker that reads it.
+DEFAULT_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 
 
 def new_task_id() -> str:
-    """A random 128-bit id, as 32 hex characters."""
-    return os.urandom(16).hex()
+    """32 hex characters: the time (ms since the epoch, 48 bits) then 80 random bits, so
+    ids sort by queueing time and a missing result can be told apart from a bad id."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def queued_at(task_id: str) -> float | None:
+    """When a task with this id was queued (seconds since the epoch), if it is one of ours."""
+    if len(task_id) != 32:
+        return None
+    try:
+        stamp = int(task_id[:12], 16) / 1000
+        int(task_id[12:], 16)
+    except ValueError:
+        return None
+    return stamp if 1.5e9 < stamp < time.time() + 86_400 else None
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """How one task is queued: its lane, retry policy and deadline."""
+    """How one task is queued: its lane, retry policy, deadline and size limit."""
 
     priority: bool = False
     once: bool = False
     timeout: float | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +113,16 @@ def _build(
         enqueued_at=time.time(),
         timeout=options.timeout,
     )
-    return Task(task_id, signer.seal(encode_task(envelope)))
+    payload = signer.seal(encode_task(envelope))
+    check_size("task", len(payload), options.max_payload_bytes)
+    return Task(task_id, payload)
+
+
+def check_size(what: str, size: int, limit: int) -> None:
+    """Raise `PayloadTooLarge` if ``size`` bytes is over ``limit``."""
+    if size > limit:
+        raise PayloadTooLarge(f"{what} payload is {size:,} bytes, over the limit of "
+                              f"{limit:,} (max_payload_bytes)")  # fmt: skip
 
 
 def chunks(tasks: Sequence[Task], size: int) -> Iterator[list[tuple[str, bytes]]]:

@@ -15,8 +15,10 @@ from tasker_dist import (
     AsyncProducer,
     Config,
     ConfigError,
+    PayloadTooLarge,
     Producer,
     RedisUnavailable,
+    ResultExpired,
     SerializationError,
     ShuttingDown,
     TaskContext,
@@ -96,8 +98,9 @@ def test_result_timeout_and_unknown_ids(
         with pytest.raises(TimeoutError):
             p.result(task_id, timeout=0.05)
         assert p.result(task_id, timeout=10) == "done"
-        with pytest.raises(TaskNotFound, match="never queued, or its result expired"):
+        with pytest.raises(TaskNotFound, match="was ever queued") as info:
             p.result("f" * 32, timeout=1)
+        assert not isinstance(info.value, ResultExpired)
 
 
 def test_results_expire_after_result_ttl(redis_url: str, queue: str) -> None:
@@ -108,7 +111,7 @@ def test_results_expire_after_result_ttl(redis_url: str, queue: str) -> None:
         ttl = redis.Redis.from_url(redis_url).pttl(m._store.keys.result(task_id))
         assert 0 < ttl <= 300
         time.sleep(0.4)  # the TTL itself is what is being tested
-        with pytest.raises(TaskNotFound):
+        with pytest.raises(ResultExpired, match="has expired"):
             m.result(task_id, timeout=1)
 
 
@@ -219,3 +222,22 @@ def test_a_result_timeout_leaves_other_waiters_waiting(
             with pytest.raises(TimeoutError):
                 p.result(task_id, timeout=0.05)
             assert patient.result(10) == "done"
+
+
+def test_oversized_tasks_are_refused_before_anything_is_written(redis_url: str, queue: str) -> None:
+    with Producer(redis_url, queue, max_payload_bytes=10_000) as p:
+        with pytest.raises(PayloadTooLarge, match=r"over the limit of 10,000"):
+            p.enqueue(lambda ctx, r, blob: len(blob), b"x" * 20_000)
+        with pytest.raises(PayloadTooLarge):
+            p.enqueue_many(lambda ctx, r, blob: len(blob), [(b"small",), (b"x" * 20_000,)])
+        assert p.stats().queued_tasks == 0  # not even the small one of the batch
+        assert p.metrics().total_tasks_arrived == 0
+
+
+def test_an_oversized_result_fails_its_task_once(redis_url: str, queue: str) -> None:
+    config = Config(on_create=dict, redis_url=redis_url, queue=queue, max_payload_bytes=10_000)
+    with TaskManager(config) as m:
+        with pytest.raises(PayloadTooLarge, match="result payload is"):
+            m.queue_task(lambda ctx, r: b"y" * 20_000)
+        assert m.metrics().total_tasks_failed == 1
+        assert m.queue_task(lambda ctx, r: "small") == "small"

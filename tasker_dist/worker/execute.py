@@ -31,6 +31,7 @@ from ..envelope import (
 )
 from ..errors import SerializationError, TaskCancelled, TaskTimeout
 from ..signing import Signer
+from ..submission import check_size
 from .async_loop import AsyncLoop
 from .job import Job
 
@@ -166,9 +167,11 @@ class Executor:
             return self._failed(_Ran(job, env, time.monotonic() - start, wait_s), exc)
         ran = _Ran(job, env, time.monotonic() - start, wait_s)
         try:
-            return ran.report(COMPLETED, encode_success(job.task_id, value))
-        except SerializationError as exc:
+            result = encode_success(job.task_id, value)
+            check_size("result", len(result), self._config.max_payload_bytes)
+        except SerializationError as exc:  # PayloadTooLarge included
             return ran.failed(Failure.from_exception(exc))
+        return ran.report(COMPLETED, result)
 
     def _failed(self, ran: _Ran, exc: BaseException) -> Report:
         job = ran.job
