@@ -17,8 +17,10 @@ import sys
 import threading
 from typing import Any
 
+from . import failed_cli
 from .config import resolve_redis_url
 from .errors import ConfigError, TaskerError
+from .store import QueueStore
 
 __all__ = ["main"]
 
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("--worker", help="one worker id (see `tasker stats`); default: all")
 
     sub.add_parser("server", help="run a local Redis-compatible server until interrupted")
+    failed_cli.add_parser(sub, _target)
     return p
 
 
@@ -100,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(DemoOptions(args.tasks, args.workers, args.producers, args.slots))
         if args.command == "server":
             return _serve()
+        if args.command == "failed":
+            store = QueueStore(_url(args), args.queue)
+            try:
+                return failed_cli.run(args, store)
+            finally:
+                store.close()
         from .producer import Producer
 
         with Producer(_url(args), args.queue) as producer:

@@ -29,6 +29,7 @@ __all__ = [
     "parse_heartbeat",
     "recover_call",
     "requeue_call",
+    "retry_failed_call",
 ]
 
 COMPLETED = "completed"
@@ -138,6 +139,19 @@ def recover_call(keys: QueueKeys, worker_ids: Sequence[str], only_stale: bool) -
     return ScriptCall(
         "recover", [keys.workers, keys.priority, keys.signal, *worker_keys],
         [1 if only_stale else 0, *worker_ids],
+    )  # fmt: skip
+
+
+def retry_failed_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
+    args: list[Any] = []
+    for task_id, frame in items:
+        args.append(raw(task_id))
+        args.append(frame)
+    return ScriptCall(
+        "retry_failed",
+        [keys.failed, keys.failed_index, keys.tasks, keys.retries, keys.deliveries,
+         keys.pending, keys.signal, *(raw(keys.result(task_id)) for task_id, _ in items)],
+        args,
     )  # fmt: skip
 
 

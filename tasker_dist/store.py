@@ -85,6 +85,42 @@ class QueueStore:
         now_ms = seconds * 1000 + micros // 1000
         call("stop request", self.url, lambda: self.client.hset(self.keys.control, field, now_ms))
 
+    # -- the failed store ---------------------------------------------------------------
+    def failed_ids(self, limit: int) -> list[str]:
+        """Ids in the failed store, newest first."""
+        ids = call("ZREVRANGE", self.url,
+                   lambda: self.client.zrevrange(self.keys.failed_index, 0, limit - 1))  # fmt: skip
+        return [cmd.text(i) for i in ids]
+
+    def failed_records(self, task_ids: Sequence[str]) -> list[bytes | None]:
+        if not task_ids:
+            return []
+        return self._pipeline(
+            "reading the failed store", [("HGET", self.keys.failed, cmd.raw(t)) for t in task_ids]
+        )
+
+    def failed_count(self) -> int:
+        return int(call("ZCARD", self.url, lambda: self.client.zcard(self.keys.failed_index)))
+
+    def retry_failed(self, items: Sequence[tuple[str, bytes]]) -> int:
+        """Queue failed-store tasks again from their (checked) frames; returns how many."""
+        if not items:
+            return 0
+        return int(self._run(cmd.retry_failed_call(self.keys, items)))
+
+    def purge_failed(self, task_ids: Sequence[str] | None) -> int:
+        """Delete failed-store entries (None: all of them); returns how many."""
+        if task_ids is None:
+            count = self.failed_count()
+            keys = [("DEL", self.keys.failed), ("DEL", self.keys.failed_index)]
+            self._pipeline("purging the failed store", keys)
+            return count
+        ids = [cmd.raw(t) for t in task_ids]
+        removed, _ = self._pipeline("purging the failed store",
+                                    [("HDEL", self.keys.failed, *ids),
+                                     ("ZREM", self.keys.failed_index, *ids)])  # fmt: skip
+        return int(removed)
+
     # -- workers ------------------------------------------------------------------------
     def fetch(self, worker_id: str, limit: int, ttl_ms: int) -> tuple[int, list[cmd.Fetched]]:
         """Take up to ``limit`` tasks into ``worker_id``'s held hash (``ttl_ms``: its

@@ -117,3 +117,11 @@ def write_canary(ctx: TaskContext, r: Resource, path: str) -> str:
 def always_crash(ctx: TaskContext, r: Resource) -> None:
     """Ends its worker process every time (a segfaulting extension, say)."""
     os._exit(11)
+
+
+def unhealthy_once(ctx: TaskContext, r: Resource, marker: str) -> str:
+    """Unhealthy the first time it ever runs (per marker file), fine afterwards."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise Unhealthy("first run breaks the resource")
+    return "fine now"

@@ -86,9 +86,10 @@ def ran(
     reply: str = "",
     exec_us: int = 2_000,
     wait_us: int = 500,
+    delivery: int = 1,
 ) -> Finished:
     """A report for a task that ran for ``exec_us`` after waiting ``wait_us``."""
-    return Finished(task_id, status, result, reply, exec_us / 1e6, wait_us / 1e6)
+    return Finished(task_id, status, result, reply, exec_us / 1e6, wait_us / 1e6, delivery)
 
 
 # -- enqueue and fetch ----------------------------------------------------------------------
@@ -630,6 +631,7 @@ def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
         cmd.requeue_call(keys, WID, [("t2", 1)]),
         cmd.recover_call(keys, [WID, "w1"], only_stale=False),
         cmd.cancel_call(keys, TTL_MS, [("t3", b"c3"), ("t4", b"c4")]),
+        cmd.retry_failed_call(keys, [("t5", b"e5")]),
         cmd.heartbeat_call(keys, "w1", 5_000, 12, {"host": "h"}),
     ]
 
@@ -682,3 +684,66 @@ def test_lua_names_keys_only_through_keys_array(name: str) -> None:
         if command in ("TIME", "PUBLISH"):
             continue
         assert first_arg.startswith("KEYS["), (name, command, first_arg)
+
+
+# -- fencing, recovery and the failed store -----------------------------------------------
+
+
+def test_a_stale_delivery_cannot_finish_the_task(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    [first] = store.fetch(WID, 1, HB_TTL_MS)[1]
+    fake.zadd(keys.workers, {WID: 0})  # frozen past its lease: taken for dead
+    assert store.recover([WID]) == 1
+    [second] = store.fetch(WID, 1, HB_TTL_MS)[1]  # it thaws and takes the task again
+    assert second.delivery == first.delivery + 1
+    stale = ran("a", result=b"stale", delivery=first.delivery)
+    assert store.complete(WID, TTL_MS, CAP, [stale]) == 1
+    assert fake.get(keys.result("a")) is None
+    assert fake.hgetall(keys.counters).get(b"completed") is None  # counted nowhere
+    assert store.requeue(WID, [("a", first.delivery)]) == 0  # nor handed back
+    fresh = ran("a", result=b"fresh", delivery=second.delivery)
+    assert store.complete(WID, TTL_MS, CAP, [fresh]) == 0
+    assert fake.get(keys.result("a")) == b"fresh"
+
+
+def test_two_recoverers_hand_each_task_back_once(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, *(f"t{i}" for i in range(5)))
+    store.fetch("dead", 5, HB_TTL_MS)
+    fake.zadd(keys.workers, {"dead": 0})
+    other = QueueStore("redis://unused.invalid:6379/0", QUEUE)
+    other.client = fake  # a second worker process, same Redis
+    moved = [store.recover(["dead"]), other.recover(["dead"])]
+    assert sorted(moved) == [0, 5]
+    assert sorted(fake.lrange(keys.priority, 0, -1)) == [f"t{i}".encode() for i in range(5)]
+
+
+def test_failed_store_keeps_the_newest_records_up_to_its_cap(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    ids = [f"f{i}" for i in range(5)]
+    enqueue(store, *ids)
+    _, taken = store.fetch(WID, 5, HB_TTL_MS)
+    for f in taken:  # one call each, so each record gets its own time
+        report = Finished(f.task_id, FAILED, b"r", "", None, None, f.delivery, b"record")
+        store.complete(WID, TTL_MS, 3, [report])
+    assert sorted(fake.hkeys(keys.failed)) == [b"f2", b"f3", b"f4"]
+    assert fake.zcard(keys.failed_index) == 3
+
+
+def test_retry_failed_requeues_once_with_fresh_bookkeeping(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    [taken] = store.fetch(WID, 1, HB_TTL_MS)[1]
+    store.complete(WID, TTL_MS, CAP, [Finished("a", FAILED, b"old result", "", None, None,
+                                               taken.delivery, b"record")])  # fmt: skip
+    assert store.retry_failed([("a", env("a"))]) == 1
+    assert store.retry_failed([("a", env("a"))]) == 0  # already back in the queue
+    assert fake.get(keys.result("a")) is None
+    assert not fake.hexists(keys.failed, "a")
+    [again] = store.fetch(WID, 1, HB_TTL_MS)[1]
+    assert (again.task_id, again.payload, again.delivery) == ("a", env("a"), 1)

@@ -7,7 +7,9 @@ from importlib import resources
 
 __all__ = ["source"]
 
-NAMES = ("enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover")
+NAMES = (
+    "enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover", "retry_failed",
+)  # fmt: skip
 
 
 @cache

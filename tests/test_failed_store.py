@@ -1,0 +1,72 @@
+"""`tasker failed list|show|retry|purge` against a real worker and Redis (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tasker_dist import MaxRetriesExceeded, Producer
+from tasker_dist.keys import QueueKeys
+from tasker_dist.signing import Signer
+from tasker_dist.submission import new_task_id
+
+from . import tasks
+from .conftest import TASKER_BIN, WorkerProcess
+
+
+@pytest.fixture
+def producer(redis_url: str, queue: str) -> Iterator[Producer]:
+    with Producer(redis_url, queue) as p:
+        yield p
+
+
+def _tasker(redis_url: str, queue: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TASKER_BIN, "failed", *args, "--redis-url", redis_url,
+                           "--queue", queue], capture_output=True, text=True, timeout=30,
+                          check=False)  # fmt: skip
+
+
+def test_list_show_retry_and_purge(
+    start_worker: Callable[..., WorkerProcess], producer: Producer, raw_redis: redis.Redis,
+    redis_url: str, queue: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    start_worker(env={"TASKER_TEST_MAX_RETRIES": "0"})
+    marker = str(tmp_path / "broke-once")
+    out_of_retries = producer.queue_task_async(tasks.unhealthy_once, marker)
+    with pytest.raises(MaxRetriesExceeded):
+        out_of_retries.result(15)
+    forged = new_task_id()
+    keys = QueueKeys(queue)
+    raw_redis.hset(keys.tasks, forged, Signer(b"a-wrong-secret-!" * 2).seal(b"\x90"))
+    raw_redis.lpush(keys.pending, forged)
+    with pytest.raises(Exception, match="signature did not verify"):
+        producer.result(forged, timeout=15)
+
+    listing = _tasker(redis_url, queue, "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = {row["task_id"]: row for row in json.loads(listing.stdout)}
+    assert set(rows) == {out_of_retries.task_id, forged}
+    assert rows[out_of_retries.task_id]["kind"] == "max_retries"
+    assert rows[out_of_retries.task_id]["retryable"] == "yes"
+    assert rows[forged]["retryable"].startswith("no: signature did not verify")
+
+    shown = _tasker(redis_url, queue, "show", out_of_retries.task_id)
+    assert "first run breaks the resource" in shown.stdout
+
+    refused = _tasker(redis_url, queue, "retry", forged)
+    assert refused.returncode == 1
+    assert "cannot be retried: signature did not verify" in refused.stdout
+
+    retried = _tasker(redis_url, queue, "retry", out_of_retries.task_id)
+    assert retried.returncode == 0, retried.stdout
+    assert "queued 1 task(s) again" in retried.stdout
+    assert producer.result(out_of_retries.task_id, timeout=15) == "fine now"
+
+    purged = _tasker(redis_url, queue, "purge", "--all")
+    assert "purged 1 task(s)" in purged.stdout
+    assert json.loads(_tasker(redis_url, queue, "list", "--json").stdout) == []
