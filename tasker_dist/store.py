@@ -14,6 +14,7 @@ from redis.commands.core import Script
 
 from . import commands as cmd
 from .connection import BLOCK_S, call, connect, redis_errors
+from .errors import RedisUnavailable
 from .keys import QueueKeys
 from .scripts import source
 from .stats import RawCluster
@@ -38,6 +39,16 @@ class QueueStore:
 
     def ping(self) -> None:
         call("PING", self.url, self.client.ping)
+
+    def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy``, or None where CONFIG is not allowed (managed Redis)."""
+        try:
+            reply = call("CONFIG GET", self.url,
+                         lambda: self.client.config_get("maxmemory-policy"))  # fmt: skip
+        except RedisUnavailable:
+            return None
+        policies = {cmd.text(k): cmd.text(v) for k, v in dict(reply).items()}
+        return policies.get("maxmemory-policy")
 
     # -- producers ----------------------------------------------------------------------
     def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:

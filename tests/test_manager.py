@@ -24,6 +24,7 @@ from tasker_dist import (
     TaskManager,
     TaskTimeout,
 )
+from tasker_dist.embedded import EmbeddedServer
 
 from .conftest import wait_until
 
@@ -533,3 +534,19 @@ def test_embedded_server_when_no_redis_url(monkeypatch: pytest.MonkeyPatch) -> N
     m.stop()
     assert not server.running
     assert not __import__("os").path.exists(server.workdir)
+
+
+def test_warns_when_redis_may_evict_tasks(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tasker_dist.worker")
+    server = EmbeddedServer.start(("--maxmemory-policy", "allkeys-lru"))
+    with server, TaskManager(Config(on_create=dict, redis_url=server.url)) as m:
+        assert m.queue_task(lambda ctx, r: "ok") == "ok"
+    assert "maxmemory-policy is 'allkeys-lru'" in caplog.text
+
+
+def test_no_eviction_warning_with_noeviction(
+    make_manager: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tasker_dist.worker")
+    make_manager()
+    assert "maxmemory-policy" not in caplog.text

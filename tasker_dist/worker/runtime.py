@@ -122,6 +122,10 @@ class WorkerRuntime:
         ``allow_unsigned``), `RedisUnavailable` if Redis is unreachable."""
         self.signer.check_can_seal()
         self.store.ping()
+        policy = self.store.eviction_policy()
+        if policy not in (None, "noeviction"):
+            log.warning("Redis maxmemory-policy is %r: under memory pressure Redis may evict "
+                        "queued tasks and results; set it to noeviction", policy)  # fmt: skip
         self.monitor.start()  # registered before it takes any task, so its tasks are safe
         self._add_slots(self.config.worker_count, burst=False)
         self.completer.start()
