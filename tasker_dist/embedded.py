@@ -82,11 +82,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent,  # noqa: PLW1509
+    )  # fmt: skip
+
+
 class EmbeddedServer:
     """A running private server; use `start`, then `stop` (or a ``with`` block)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, workdir: str) -> None:
-        self.process = process
+    def __init__(self, args: list[str], port: int, workdir: str) -> None:
+        self.args = args
+        self.process = _spawn(args)
         self.port = port
         self.workdir = workdir
         self.url = f"redis://127.0.0.1:{port}/0"
@@ -106,11 +114,7 @@ class EmbeddedServer:
                 "--loglevel", "warning", "--logfile", os.path.join(workdir, "server.log"),
                 *extra_args,
             ]  # fmt: skip
-            process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, preexec_fn=die_with_parent,  # noqa: PLW1509
-            )  # fmt: skip
-            server = cls(process, port, workdir)
+            server = cls(args, port, workdir)
             if server._wait_ready():
                 return server
             last_error = server._log_tail()
@@ -144,6 +148,17 @@ class EmbeddedServer:
     @property
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def restart(self) -> None:
+        """Kill the server as a crash would (SIGKILL) and start it again on the same port
+        and directory; with ``--appendonly yes`` it comes back with its data."""
+        self.process.kill()
+        self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = _spawn(self.args)
+        if not self._wait_ready():
+            raise EmbeddedServerError(f"the server did not restart: {self._log_tail()}")
 
     def stop(self) -> None:
         """Stop the server and remove its directory; safe to call more than once."""

@@ -125,3 +125,14 @@ def unhealthy_once(ctx: TaskContext, r: Resource, marker: str) -> str:
         open(marker, "w").close()
         raise Unhealthy("first run breaks the resource")
     return "fine now"
+
+
+def ledger_task(ctx: TaskContext, r: Resource, ledger: str, n: int, seconds: float) -> int:
+    """Writes "<n> <pid>" to the ledger each time it runs (one atomic append), then works."""
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{n} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    time.sleep(seconds)
+    return n

@@ -1,0 +1,155 @@
+"""Nothing lost, nothing run twice while its worker lives (SPEC §7), under real faults.
+
+The chaos soak SIGKILLs `tasker-worker` daemons every second (starting replacements) and
+freezes one past its lease with SIGSTOP; a second test restarts Redis (AOF) mid-run.
+Every task logs each execution to a ledger, so re-runs can be traced to the daemon that
+was killed or frozen while running them. Set $TASKER_CHAOS_REPORT to a file to get the
+figures as JSON (the README's "Guarantees" section quotes them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from tasker_dist import Producer
+from tasker_dist.embedded import EmbeddedServer
+from tasker_dist.keys import QueueKeys
+
+from . import tasks
+from .conftest import WorkerProcess, wait_until
+
+DAEMON_ENV = {"TASKER_TEST_WORKERS": "2", "TASKER_TEST_HEARTBEAT": "0.2",
+              "TASKER_TEST_KILL_GRACE": "0.5"}  # fmt: skip
+TASKS = 500
+
+
+def _ledger(path: Path) -> dict[int, list[int]]:
+    """Task number -> pids of the worker processes that ran it, one entry per run."""
+    runs: dict[int, list[int]] = defaultdict(list)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            n, pid = line.split()
+            runs[int(n)].append(int(pid))
+    return runs
+
+
+def _report(figures: dict[str, object]) -> None:
+    target = os.environ.get("TASKER_CHAOS_REPORT")
+    if target:
+        with open(target, "a") as f:
+            f.write(json.dumps(figures) + "\n")
+
+
+def _assert_nothing_left_behind(client: redis.Redis, queue: str) -> None:
+    """Per-task bookkeeping is gone and every per-task key expires."""
+    keys = QueueKeys(queue)
+    for key in (keys.tasks, keys.pending, keys.priority, keys.retries, keys.deliveries):
+        assert not client.exists(key), key
+    for key in client.scan_iter(match=f"{keys.tag}:*"):
+        name = key.decode()
+        assert ":held:" not in name, name
+        if ":result:" in name or ":worker:" in name or ":dead:" in name:
+            assert client.pttl(key) > 0, f"{name} has no TTL"
+
+
+def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
+    start_worker: Callable[..., WorkerProcess], redis_url: str, queue: str,
+    raw_redis: redis.Redis, tmp_path: Path,
+) -> None:  # fmt: skip
+    rng = random.Random(7)
+    ledger = tmp_path / "ledger"
+    daemons = [start_worker(env=DAEMON_ENV) for _ in range(3)]
+    with Producer(redis_url, queue) as producer:
+        wait_until(lambda: len(producer.stats().workers) == 3, message="3 daemons")
+        start = time.monotonic()
+        ids = producer.enqueue_many(
+            tasks.ledger_task, [(str(ledger), n, rng.uniform(0.05, 0.15)) for n in range(TASKS)]
+        )
+        doomed: set[int] = set()  # worker processes killed or frozen while serving
+        kills = 0
+        frozen = False
+        while producer.metrics().total_tasks_completed < TASKS and time.monotonic() - start < 60:
+            time.sleep(rng.uniform(0.7, 1.2))
+            live = [d for d in daemons if d.proc.poll() is None]
+            if not frozen and kills == 2:
+                victim = rng.choice(live)
+                [child] = victim.worker_pids()
+                doomed.add(child)
+                os.kill(child, signal.SIGSTOP)  # frozen past its lease (2 s) ...
+                time.sleep(3)
+                os.kill(child, signal.SIGCONT)  # ... then back, to find its tasks gone
+                frozen = True
+                continue
+            victim = rng.choice(live)
+            doomed |= victim.worker_pids()
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+            kills += 1
+            daemons.append(start_worker(env=DAEMON_ENV))
+        results = [producer.result(task_id, timeout=30) for task_id in ids]
+        settled = time.monotonic() - start
+        metrics = producer.metrics()
+
+    assert results == list(range(TASKS))  # every task has its one result
+    runs = _ledger(ledger)
+    assert set(runs) == set(range(TASKS))
+    reruns = {n: pids for n, pids in runs.items() if len(pids) > 1}
+    for n, pids in reruns.items():
+        # every run but one was on a worker that was killed or frozen while running it
+        assert sum(1 for pid in pids if pid not in doomed) <= 1, (n, pids, doomed)
+    assert metrics.total_tasks_completed == TASKS
+    assert metrics.total_tasks_failed == 0
+    assert kills >= 3
+    assert frozen
+    for d in daemons:
+        d.stop()
+    _assert_nothing_left_behind(raw_redis, queue)
+    _report({"test": "chaos", "tasks": TASKS, "daemons": 3, "sigkills": kills, "sigstops": 1,
+             "reruns": sum(len(p) - 1 for p in reruns.values()),
+             "tasks_rerun": len(reruns), "seconds_to_settle": round(settled, 1)})  # fmt: skip
+
+
+def test_redis_restart_with_aof_mid_run(
+    start_worker: Callable[..., WorkerProcess], queue: str, tmp_path: Path
+) -> None:
+    server = EmbeddedServer.start(("--appendonly", "yes", "--appendfsync", "always"))
+    ledger = tmp_path / "ledger"
+    try:
+        env = {**DAEMON_ENV}
+        daemons = [start_worker("tests.tasks:config", "--redis-url", server.url, env=env)
+                   for _ in range(2)]  # fmt: skip
+        with Producer(server.url, queue) as producer:
+            wait_until(lambda: len(producer.stats().workers) == 2, message="2 daemons")
+            start = time.monotonic()
+            ids = producer.enqueue_many(
+                tasks.ledger_task, [(str(ledger), n, 0.02) for n in range(200)]
+            )
+            wait_until(
+                lambda: producer.metrics().total_tasks_completed >= 50,
+                message="the run to be under way",
+            )
+            server.restart()  # a crash, then Redis comes back from its AOF
+            results = [producer.result(task_id, timeout=60) for task_id in ids]
+            settled = time.monotonic() - start
+            assert results == list(range(200))
+            assert all(d.proc.poll() is None for d in daemons)  # they rode it out
+            assert producer.queue_task(lambda ctx, r: "after") == "after"
+        runs = _ledger(ledger)
+        assert set(runs) == set(range(200))
+        for d in daemons:
+            d.stop()
+            assert d.proc.returncode == 0
+        _report({"test": "redis_restart", "tasks": 200,
+                 "reruns": sum(len(p) - 1 for p in runs.values()),
+                 "seconds_to_settle": round(settled, 1)})  # fmt: skip
+    finally:
+        server.stop()
