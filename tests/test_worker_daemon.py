@@ -28,6 +28,11 @@ def _events(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def _backlog(p: Producer) -> int:
+    stats = p.stats()
+    return stats.queued_tasks + stats.priority_tasks
+
+
 def _live_workers(p: Producer, n: int) -> None:
     wait_until(
         lambda: len(p.stats().workers) == n and p.stats().active_workers > 0,
@@ -278,3 +283,29 @@ def test_percentiles_merge_across_daemons(
     assert metrics.p50_execution_time < 0.05  # the fast daemon's tasks
     assert metrics.p99_execution_time >= 0.2 * 0.99  # the slow daemon's task
     assert metrics.max_execution_time >= 0.2
+
+
+def test_stop_hands_back_prefetched_tasks_at_once(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    daemon = start_worker(env={"TASKER_TEST_WORKERS": "1"})
+    _live_workers(producer, 1)
+    for i in range(20):  # tiny tasks: the daemon learns to take many per round trip
+        assert producer.queue_task(tasks.sleep_then, 0, i) == i
+    # one round trip, so the worker sees them all at once
+    slow, *quick = producer.enqueue_many(
+        tasks.sleep_then, [(3.0, -1)] + [(0, i) for i in range(30)]
+    )
+    wait_until(lambda: producer.stats().running_tasks == 1, message="the slow task to start")
+    assert producer.stats().queued_tasks < 30  # some were fetched along with it
+    daemon.signal(signal.SIGTERM)
+    wait_until(
+        lambda: producer.stats().priority_tasks + producer.stats().queued_tasks == 30,
+        timeout=0.9,
+        message="the unstarted tasks back in Redis while the slow one runs",
+    )
+    assert daemon.wait() == 0
+    assert "fetched but unstarted task(s) back to the queue" in daemon.output()
+    assert producer.result(slow, timeout=10) == -1
+    start_worker()
+    assert [producer.result(i, timeout=20) for i in quick] == list(range(30))
