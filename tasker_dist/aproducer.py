@@ -8,13 +8,14 @@ awaitables on the caller's loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .astore import AsyncQueueStore
 from .base_producer import BaseProducer, Callback
 from .stats import Metrics, Stats, build_metrics, build_stats
-from .submission import DEFAULT_MAX_PAYLOAD_BYTES, Options, chunks
+from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
 
@@ -29,22 +30,10 @@ class AsyncProducer(BaseProducer):
     outcome; ``await enqueue(fn, ...)`` returns the task id.
     """
 
-    def __init__(
-        self,
-        redis_url: str | None = None,
-        queue: str = "default",
-        *,
-        connect_timeout: float = 5.0,
-        task_timeout: float | None = None,
-        secret: str | bytes | None = None,
-        allow_unsigned: bool = False,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-    ) -> None:
-        super().__init__(redis_url, queue, connect_timeout=connect_timeout,
-                         task_timeout=task_timeout, secret=secret,
-                         allow_unsigned=allow_unsigned,
-                         max_payload_bytes=max_payload_bytes)  # fmt: skip
-        self._astore = AsyncQueueStore(self.redis_url, self.queue, connect_timeout)
+    @functools.cached_property
+    def _astore(self) -> AsyncQueueStore:
+        """The asyncio twin of the store, made on first use (inside the caller's loop)."""
+        return AsyncQueueStore(self.redis_url, self.queue, self._connect_timeout)
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Queue ``fn`` and wait for its result; raises what the task raised."""

@@ -67,6 +67,7 @@ class BaseProducer:
             raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
         self._max_payload_bytes = max_payload_bytes
         self._signer = Signer.from_settings(secret, allow_unsigned)
+        self._connect_timeout = connect_timeout
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None
         self._callbacks: ThreadPoolExecutor | None = None
