@@ -550,3 +550,14 @@ def test_no_eviction_warning_with_noeviction(
     caplog.set_level(logging.WARNING, logger="tasker_dist.worker")
     make_manager()
     assert "maxmemory-policy" not in caplog.text
+
+
+def test_an_unpicklable_result_fails_its_task_once_with_a_clear_error(
+    make_manager: Callable[..., Any],
+) -> None:
+    m = make_manager()
+    with pytest.raises(SerializationError, match="cannot serialize"):
+        m.queue_task(lambda ctx, r: threading.Lock())
+    metrics = m.metrics()
+    assert (metrics.total_tasks_failed, metrics.total_tasks_retried) == (1, 0)
+    assert m.queue_task(lambda ctx, r: "next") == "next"
