@@ -9,6 +9,9 @@ from .errors import TaskCancelled, TaskTimeout
 
 __all__ = ["TaskContext"]
 
+# Guards the lazily made Event of every context: taken only to wait or to cancel.
+_LOCK = threading.Lock()
+
 
 class TaskContext:
     """Passed as the first argument of every task.
@@ -18,7 +21,7 @@ class TaskContext:
     (which returns early on cancellation) instead of ``time.sleep``.
     """
 
-    __slots__ = ("_event", "_reason", "attempt", "deadline", "queue", "task_id")
+    __slots__ = ("_cancelled", "_event", "_reason", "attempt", "deadline", "queue", "task_id")
 
     def __init__(
         self, task_id: str, attempt: int, queue: str, deadline: float | None = None
@@ -29,12 +32,15 @@ class TaskContext:
         self.queue = queue
         #: ``time.monotonic()`` value after which the task is cancelled, or None.
         self.deadline = deadline
-        self._event = threading.Event()
+        self._cancelled = False
+        # Made on first `wait` only: most tasks never wait, and an Event costs as much
+        # as the rest of a no-op task's context.
+        self._event: threading.Event | None = None
         self._reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     @property
     def cancel_reason(self) -> str | None:
@@ -49,20 +55,30 @@ class TaskContext:
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return True at once if the task is cancelled."""
-        return self._event.wait(seconds)
+        with _LOCK:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._cancelled:
+                    self._event.set()
+            event = self._event
+        return event.wait(seconds)
 
     def raise_if_cancelled(self) -> None:
         """Raise `TaskCancelled` (or `TaskTimeout`) if the task has been cancelled."""
-        if self._event.is_set():
+        if self._cancelled:
             if self._reason == "timeout":
                 raise TaskTimeout(f"task {self.task_id} timed out")
             raise TaskCancelled(f"task {self.task_id} cancelled")
 
     def cancel(self, reason: str) -> None:
         """Mark the task cancelled (used by the worker runtime)."""
-        if not self._event.is_set():
+        with _LOCK:
+            if self._cancelled:
+                return
             self._reason = reason
-            self._event.set()
+            self._cancelled = True
+            if self._event is not None:
+                self._event.set()
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"

@@ -136,7 +136,7 @@ class TaskManager(Producer, Generic[R]):
             report = self._runtime.executor.run(job, resource, lambda _job: None)
             self._pool.release(resource, healthy=not report.unhealthy)
             if report.status != RETRIED:
-                return cast(T, decode_result(report.finished.result).unwrap())
+                return cast(T, decode_result(self._signer.open(report.finished.result)).unwrap())
             retries += 1
 
     # -- cluster state ------------------------------------------------------------------

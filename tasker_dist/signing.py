@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ConfigError, PayloadRejected
 
@@ -26,6 +27,8 @@ __all__ = ["SECRET_ENV", "Signer", "resolve_secret"]
 SECRET_ENV = "TASKER_SECRET"
 _SIGNED = 1
 _UNSIGNED = 0
+_SIGNED_PREFIX = bytes((_SIGNED,))
+_UNSIGNED_PREFIX = bytes((_UNSIGNED,))
 _MAC_BYTES = 32
 _NO_SECRET = (
     f"no secret: set ${SECRET_ENV} (the same on producers and workers), pass secret=..., "
@@ -52,6 +55,17 @@ class Signer:
 
     secret: bytes | None
     allow_unsigned: bool = False
+    # HMAC keyed once; each MAC copies it (cheaper than keying again for every frame).
+    _keyed: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.secret is not None:
+            object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=hashlib.sha256))
+
+    def _mac(self, envelope: bytes) -> bytes:
+        mac = self._keyed.copy()
+        mac.update(envelope)
+        return mac.digest()  # type: ignore[no-any-return]
 
     @classmethod
     def from_settings(cls, secret: str | bytes | None, allow_unsigned: bool) -> Signer:
@@ -65,9 +79,8 @@ class Signer:
     def seal(self, envelope: bytes) -> bytes:
         if self.secret is None:
             self.check_can_seal()
-            return bytes((_UNSIGNED,)) + envelope
-        mac = hmac.new(self.secret, envelope, hashlib.sha256).digest()
-        return bytes((_SIGNED,)) + mac + envelope
+            return _UNSIGNED_PREFIX + envelope
+        return _SIGNED_PREFIX + self._mac(envelope) + envelope
 
     def open(self, frame: bytes) -> bytes:
         """The envelope inside ``frame``; raises `PayloadRejected` saying why not."""
@@ -78,9 +91,8 @@ class Signer:
             if self.secret is None:
                 raise PayloadRejected(f"signed payload, but this side has no secret ({_NO_SECRET})")
             envelope = frame[1 + _MAC_BYTES :]
-            mac = hmac.new(self.secret, envelope, hashlib.sha256).digest()
             if len(frame) < 1 + _MAC_BYTES or not hmac.compare_digest(
-                mac, frame[1 : 1 + _MAC_BYTES]
+                self._mac(envelope), frame[1 : 1 + _MAC_BYTES]
             ):
                 raise PayloadRejected(
                     "signature did not verify (a different secret, or the payload was altered)"

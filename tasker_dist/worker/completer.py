@@ -8,15 +8,12 @@ skips tasks this worker no longer holds).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
 
-from ..commands import Finished
-from ..signing import Signer
 from ..store import QueueStore
 from .execute import Report
 
@@ -28,22 +25,18 @@ _MAX_BATCH = 500
 
 
 class Completer:
-    """Hands results to Redis in batches; results are signed here, in one place."""
-
     def __init__(
         self,
         store: QueueStore,
         worker_id: str,
         ttl_ms: int,
         failed_cap: int,
-        signer: Signer,
         on_written: Callable[[list[Report]], None],
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._failed_cap = failed_cap
-        self._signer = signer
         self._on_written = on_written
         self._reports: list[Report] = []
         self._busy = False
@@ -90,7 +83,7 @@ class Completer:
                     self._cond.notify_all()
 
     def _write(self, batch: list[Report]) -> None:
-        finished = [self._sealed(r.finished) for r in batch]
+        finished = [r.finished for r in batch]
         delay = 0.05
         while True:
             try:
@@ -103,8 +96,3 @@ class Completer:
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 5.0)
         self._on_written(batch)
-
-    def _sealed(self, finished: Finished) -> Finished:
-        if not finished.result:
-            return finished
-        return dataclasses.replace(finished, result=self._signer.seal(finished.result))

@@ -52,59 +52,35 @@ class Report:
         return self.finished.status
 
 
-def _finished(
-    job: Job,
-    status: str,
-    result: bytes = b"",
-    exec_s: float | None = None,
-    wait_s: float | None = None,
-    record: bytes = b"",
-) -> Finished:
-    return Finished(job.task_id, status, result, job.reply_to, exec_s, wait_s,
-                    job.fetched.delivery, record)  # fmt: skip
-
-
-def _failure_report(
-    job: Job,
-    failure: Failure,
-    raw: bytes | None = None,
-    exec_s: float | None = None,
-    wait_s: float | None = None,
-    unhealthy: bool = False,
-) -> Report:
-    """A failed task; with ``raw`` bytes it is also kept in the failed store."""
-    record = b""
-    if raw is not None:
-        record = FailedRecord(job.task_id, failure.kind, failure.message, raw,
-                              job.fetched.delivery, time.time()).encode()  # fmt: skip
-    result = encode_failure(job.task_id, failure)
-    return Report(_finished(job, FAILED, result, exec_s, wait_s, record), unhealthy)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ran:
-    """A task that ran, and how long it waited and ran."""
-
-    job: Job
-    env: TaskEnvelope
-    exec_s: float
-    wait_s: float
-
-    def report(self, status: str, result: bytes = b"", unhealthy: bool = False) -> Report:
-        return Report(_finished(self.job, status, result, self.exec_s, self.wait_s), unhealthy)
-
-    def failed(self, failure: Failure, keep: bool = False, unhealthy: bool = False) -> Report:
-        """``keep``: also put the task in the failed store, so it can be re-queued."""
-        raw = self.job.fetched.payload if keep else None
-        return _failure_report(self.job, failure, raw, self.exec_s, self.wait_s, unhealthy)
-
-
 class Executor:
     def __init__(self, config: Config[Any], aloop: AsyncLoop, signer: Signer) -> None:
         self._config = config
         self._aloop = aloop
         self._signer = signer
         self._callables = CallableCache()
+
+    def _report(
+        self,
+        job: Job,
+        status: str,
+        result: bytes = b"",
+        record: bytes = b"",
+        unhealthy: bool = False,
+    ) -> Report:
+        """Results are signed here, once, for whoever reads them."""
+        sealed = self._signer.seal(result) if result else b""
+        return Report(Finished(job.task_id, status, sealed, job.reply_to, job.exec_s, job.wait_s,
+                               job.fetched.delivery, record), unhealthy)  # fmt: skip
+
+    def _failure(
+        self, job: Job, failure: Failure, raw: bytes | None = None, unhealthy: bool = False
+    ) -> Report:
+        """A failed task; with ``raw`` bytes it is also kept in the failed store."""
+        record = b""
+        if raw is not None:
+            record = FailedRecord(job.task_id, failure.kind, failure.message, raw,
+                                  job.fetched.delivery, time.time()).encode()  # fmt: skip
+        return self._report(job, FAILED, encode_failure(job.task_id, failure), record, unhealthy)
 
     def prepare(
         self, job: Job
@@ -128,7 +104,7 @@ class Executor:
                        "finishing (its worker process died each time)")  # fmt: skip
             log.error("%s; it is in the failed store", message)
             failure = Failure(FailureKind.QUARANTINED, "TaskQuarantined", message, "")
-            return _failure_report(job, failure, payload)
+            return self._failure(job, failure, payload)
         try:
             fn = self._callables.load(env.fn)
             args, kwargs = codec.unpack(env.args)
@@ -136,14 +112,13 @@ class Executor:
             return self.refuse(job, str(exc), payload)
         return env, fn, args, kwargs
 
-    @staticmethod
-    def refuse(job: Job, reason: str, raw: bytes) -> Report:
+    def refuse(self, job: Job, reason: str, raw: bytes) -> Report:
         """A payload that must not run: its caller gets `TaskRejected` naming ``reason``,
         and its raw bytes go to the failed store."""
         log.error("task %r refused: %s", job.task_id, reason)
         failure = Failure(FailureKind.INVALID, "TaskRejected", f"task payload rejected: {reason}",
                           "")  # fmt: skip
-        return _failure_report(job, failure, raw)
+        return self._failure(job, failure, raw)
 
     def run(self, job: Job, resource: Any, on_start: Callable[[Job], None]) -> Report:
         prepared = self.prepare(job)
@@ -154,7 +129,7 @@ class Executor:
         start = time.monotonic()
         job.ctx = TaskContext(job.task_id, job.fetched.retries, self._config.queue,
                               None if timeout is None else start + timeout)  # fmt: skip
-        wait_s = max(0.0, time.time() - env.enqueued_at)
+        job.wait_s = max(0.0, time.time() - env.enqueued_at)
         on_start(job)
         try:
             value = fn(job.ctx, resource, *args, **kwargs)
@@ -164,49 +139,50 @@ class Executor:
                     job.async_future.cancel()
                 value = job.async_future.result()
         except BaseException as exc:
-            return self._failed(_Ran(job, env, time.monotonic() - start, wait_s), exc)
-        ran = _Ran(job, env, time.monotonic() - start, wait_s)
+            job.exec_s = time.monotonic() - start
+            return self._failed(job, env, exc)
+        job.exec_s = time.monotonic() - start
         try:
             result = encode_success(job.task_id, value)
             check_size("result", len(result), self._config.max_payload_bytes)
         except SerializationError as exc:  # PayloadTooLarge included
-            return ran.failed(Failure.from_exception(exc))
-        return ran.report(COMPLETED, result)
+            return self._failure(job, Failure.from_exception(exc))
+        return self._report(job, COMPLETED, result)
 
-    def _failed(self, ran: _Ran, exc: BaseException) -> Report:
-        job = ran.job
+    def _failed(self, job: Job, env: TaskEnvelope, exc: BaseException) -> Report:
         ctx = job.ctx
         assert ctx is not None
         if isinstance(exc, TaskTimeout) or ctx.cancel_reason == "timeout":
-            return ran.failed(Failure(FailureKind.TIMEOUT, "TaskTimeout",
+            return self._failure(job, Failure(FailureKind.TIMEOUT, "TaskTimeout",
                                       f"task {job.task_id} timed out", ""))  # fmt: skip
         if isinstance(exc, TaskCancelled) or ctx.cancelled:
-            return ran.failed(Failure(FailureKind.CANCELLED, "TaskCancelled",
+            return self._failure(job, Failure(FailureKind.CANCELLED, "TaskCancelled",
                                       f"task {job.task_id} was cancelled", ""))  # fmt: skip
         if not isinstance(exc, Exception):
             # sys.exit() or KeyboardInterrupt inside a task ends the task, not the worker,
             # and is not re-raised as such in the caller.
             tb = Failure.from_exception(exc)
-            return ran.failed(
+            return self._failure(
+                job,
                 Failure(
                     FailureKind.ERROR,
                     tb.type_name,
                     f"task raised {type(exc).__name__}({exc})",
                     tb.traceback,
-                )
+                ),
             )
         if self._healthy(exc):
-            return ran.failed(Failure.from_exception(exc))
-        if ran.env.once:
-            return ran.failed(Failure.from_exception(exc), unhealthy=True)
+            return self._failure(job, Failure.from_exception(exc))
+        if env.once:
+            return self._failure(job, Failure.from_exception(exc), unhealthy=True)
         if job.fetched.retries < self._config.max_retries:
             log.warning("task %s: unhealthy error %r; retry %d of %d", job.task_id, exc,
                         job.fetched.retries + 1, self._config.max_retries)  # fmt: skip
-            return ran.report(RETRIED, unhealthy=True)
+            return self._report(job, RETRIED, unhealthy=True)
         original = Failure.from_exception(exc)
         failure = Failure(FailureKind.MAX_RETRIES, original.type_name, str(exc),
                           original.traceback, original.exception)  # fmt: skip
-        return ran.failed(failure, keep=True, unhealthy=True)
+        return self._failure(job, failure, job.fetched.payload, unhealthy=True)
 
     def _healthy(self, exc: Exception) -> bool:
         check = self._config.check_health
@@ -218,10 +194,9 @@ class Executor:
             log.exception("check_health raised on %r; treating the error as healthy", exc)
             return True
 
-    @staticmethod
-    def settled_by(job: Job, kind: str, message: str) -> Report:
+    def settled_by(self, job: Job, kind: str, message: str) -> Report:
         """The report for a job settled from outside its slot (timeout or kill)."""
-        return _failure_report(job, Failure(kind, kind, message, ""))
+        return self._failure(job, Failure(kind, kind, message, ""))
 
 
 async def _await(value: Any) -> Any:

@@ -23,6 +23,9 @@ class Job:
     reply_to: str = ""
     #: Set while an ``async def`` task runs on the worker's event loop.
     async_future: Future[Any] | None = None
+    #: Seconds it waited in the queue and ran, once known.
+    wait_s: float | None = None
+    exec_s: float | None = None
     _settled: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -99,7 +99,6 @@ class WorkerRuntime:
             self.worker_id,
             int(config.result_ttl * 1000),
             config.failed_limit,
-            self.signer,
             self._written,
         )
         self.deadlines = Deadlines(self._expired)
@@ -213,7 +212,7 @@ class WorkerRuntime:
             return
         for job in jobs:
             self.completer.add(
-                Executor.settled_by(
+                self.executor.settled_by(
                     job, FailureKind.CANCELLED, f"task {job.task_id} was cancelled (kill)"
                 )
             )
@@ -267,7 +266,7 @@ class WorkerRuntime:
             report = self.executor.run(job, resource, self._started)
         except Exception as exc:  # a bug of ours: fail the task rather than strand it
             log.exception("internal error running task %r", job.task_id)
-            report = Executor.settled_by(job, FailureKind.ERROR,
+            report = self.executor.settled_by(job, FailureKind.ERROR,
                                          f"tasker-dist internal error: {exc!r}")  # fmt: skip
         if job.settle():
             self.completer.add(report)
@@ -281,7 +280,7 @@ class WorkerRuntime:
         job.cancel("timeout")
         if job.settle():
             self.completer.add(
-                Executor.settled_by(job, FailureKind.TIMEOUT, f"task {job.task_id} timed out")
+                self.executor.settled_by(job, FailureKind.TIMEOUT, f"task {job.task_id} timed out")
             )
 
     def _written(self, reports: list[Report]) -> None:
