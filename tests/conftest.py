@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tasker_dist.embedded import EmbeddedServer
+from tasker_dist.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_BIN = str(Path(sys.executable).parent / "tasker-worker")
@@ -87,9 +88,11 @@ class WorkerProcess:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # If the test run itself dies (killed, not failed), its daemons go with it.
         self.proc = subprocess.Popen(
             [WORKER_BIN, *args], cwd=ROOT, env=env, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see processes.py
         )  # fmt: skip
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tasker_dist import Producer, TaskError, TaskNotFound
+from tasker_dist.embedded import EmbeddedServer
 
 from . import tasks
 from .conftest import TASKER_BIN, WORKER_BIN, WorkerProcess, wait_until
@@ -309,3 +310,19 @@ def test_stop_hands_back_prefetched_tasks_at_once(
     assert producer.result(slow, timeout=10) == -1
     start_worker()
     assert [producer.result(i, timeout=20) for i in quick] == list(range(30))
+
+
+def test_sigterm_stops_a_daemon_whose_redis_is_gone(
+    start_worker: Callable[..., WorkerProcess], queue: str
+) -> None:
+    server = EmbeddedServer.start()
+    try:
+        daemon = start_worker("tests.tasks:config", "--redis-url", server.url)
+        with Producer(server.url, queue) as p:
+            assert p.queue_task(lambda ctx, r: "served") == "served"
+        server.process.kill()  # Redis vanishes for good
+        server.process.wait()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(timeout=20) == 0, daemon.output()
+    finally:
+        server.stop()

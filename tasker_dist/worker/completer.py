@@ -58,11 +58,17 @@ class Completer:
             return self._cond.wait_for(lambda: not self._reports and not self._busy, timeout)
 
     def close(self, timeout: float) -> None:
-        self.flush(timeout)
+        """Write what is pending (for up to ``timeout`` seconds), then stop."""
+        if not self.flush(timeout):
+            with self._cond:
+                unwritten = len(self._reports) + (1 if self._busy else 0)
+            log.error("stopping with result(s) of about %d task(s) unwritten (Redis "
+                      "unreachable); their tasks run again elsewhere once this worker's "
+                      "lease expires", unwritten)  # fmt: skip
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(0.5)
 
     def _run(self) -> None:
         while True:

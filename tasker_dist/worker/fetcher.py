@@ -1,10 +1,11 @@
 """`Fetcher`: takes tasks from Redis for this worker's idle slots.
 
-It fetches only when slots wait for work, so tasks are not hoarded while other workers
-are idle, and a batch is sized to about `BATCH_BUDGET_S` of work per waiting slot: short
-tasks come many per round trip, long ones one per slot, and a priority task that arrives
-meanwhile waits at most about that long. With nothing queued it blocks on the queue's
-signal list instead of polling.
+A batch is sized to about `BATCH_BUDGET_S` of work per slot: short tasks come many per
+round trip, long ones one per slot, and a priority task that arrives meanwhile waits at
+most about that long. Long tasks are fetched only when a slot waits for work, so they are
+not hoarded while other workers are idle; for short ones the next batch is fetched when
+the buffer is half empty, so slots never wait for a round trip. With nothing queued it
+blocks on the queue's signal list instead of polling.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ BATCH_BUDGET_S = 0.002
 MAX_PER_SLOT = 64
 
 
+def per_slot(mean_exec_s: float | None) -> int:
+    """How many tasks make about `BATCH_BUDGET_S` of work for one slot."""
+    if mean_exec_s is None or mean_exec_s <= 0:
+        return 1
+    return max(1, min(MAX_PER_SLOT, int(BATCH_BUDGET_S / mean_exec_s)))
+
+
 def batch_size(waiting_slots: int, mean_exec_s: float | None) -> int:
     """How many tasks to take for ``waiting_slots`` idle slots."""
-    if waiting_slots <= 0:
-        return 0
-    if mean_exec_s is None or mean_exec_s <= 0:
-        return waiting_slots
-    per_slot = int(BATCH_BUDGET_S / mean_exec_s)
-    return waiting_slots * max(1, min(MAX_PER_SLOT, per_slot))
+    return max(0, waiting_slots) * per_slot(mean_exec_s)
 
 
 class Fetcher:
@@ -45,12 +48,14 @@ class Fetcher:
         ttl_ms: int,
         local: LocalQueue,
         mean_exec_s: Callable[[], float | None],
+        slots: Callable[[], int],
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._local = local
         self._mean_exec_s = mean_exec_s
+        self._slots = slots
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tasker-fetcher", daemon=True)
 
@@ -64,14 +69,23 @@ class Fetcher:
         self._store.interrupt_wait()
         self._thread.join(timeout)
 
+    def _wanted(self) -> int:
+        """Wait until tasks are wanted; how many to fetch (0: none yet)."""
+        each = per_slot(self._mean_exec_s())
+        target = self._slots() * each  # about BATCH_BUDGET_S of work for every slot
+        low_water = target // 2 if each > 1 else 0
+        waiting, buffered = self._local.wait_for_room(0.25, low_water)
+        if each == 1:  # long tasks: only for slots that wait now
+            return waiting - buffered
+        return target - buffered if buffered < low_water or waiting > buffered else 0
+
     def _run(self) -> None:
         backoff = 0.05
         while not self._stopped.is_set():
             try:
-                waiting = self._local.wait_for_demand(0.25)
-                if waiting <= 0 or self._stopped.is_set():
+                limit = self._wanted()
+                if limit <= 0 or self._stopped.is_set():
                     continue
-                limit = batch_size(waiting, self._mean_exec_s())
                 _, fetched = self._store.fetch(self._worker_id, limit, self._ttl_ms)
                 if fetched:
                     self._local.put(Job(f) for f in fetched)

@@ -20,6 +20,9 @@ class LocalQueue:
         self._cond = threading.Condition()
         self._waiting = 0
         self._closed = False
+        # The fetcher wants to hear when fewer jobs than this are buffered (0: only when
+        # a slot waits with nothing left for it).
+        self._low_water = 0
 
     def put(self, jobs: Iterable[Job]) -> None:
         with self._cond:
@@ -36,24 +39,26 @@ class LocalQueue:
                 while True:
                     if self._closed or leave():
                         return None
-                    if self._priority:
-                        return self._priority.popleft()
-                    if self._normal:
-                        return self._normal.popleft()
+                    if self._priority or self._normal:
+                        job = (self._priority or self._normal).popleft()
+                        if len(self._priority) + len(self._normal) + 1 == self._low_water:
+                            self._cond.notify_all()  # time to fetch the next batch
+                        return job
                     self._cond.wait()
             finally:
                 self._waiting -= 1
 
-    def wait_for_demand(self, timeout: float) -> int:
-        """Block until some slot waits with nothing buffered for it (or ``timeout``);
-        return how many slots wait beyond the buffered jobs."""
+    def wait_for_room(self, timeout: float, low_water: int) -> tuple[int, int]:
+        """Block until some slot waits with nothing buffered for it, or fewer than
+        ``low_water`` jobs are buffered (or ``timeout``); return (slots waiting, jobs
+        buffered)."""
         with self._cond:
-            if self._demand() <= 0 and not self._closed:
+            self._low_water = low_water
+            buffered = len(self._priority) + len(self._normal)
+            if self._waiting <= buffered and buffered >= low_water and not self._closed:
                 self._cond.wait(timeout)
-            return self._demand()
-
-    def _demand(self) -> int:
-        return self._waiting - len(self._priority) - len(self._normal)
+                buffered = len(self._priority) + len(self._normal)
+            return self._waiting, buffered
 
     def drain(self) -> list[Job]:
         """Remove and return every buffered job (to hand them back)."""

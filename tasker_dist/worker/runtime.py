@@ -111,9 +111,8 @@ class WorkerRuntime:
             self._beat,
             self._burst,
         )
-        self.fetcher = Fetcher(
-            store, self.worker_id, self.monitor.ttl_ms, self.local, lambda: self._mean_exec_s
-        )
+        self.fetcher = Fetcher(store, self.worker_id, self.monitor.ttl_ms, self.local,
+                               lambda: self._mean_exec_s, self._ready_slots)  # fmt: skip
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -222,7 +221,7 @@ class WorkerRuntime:
             if self._finished:
                 return
             self._finished = True
-        self.completer.close(timeout=10)
+        self.completer.close(timeout=5)
         self.deadlines.close()
         self.monitor.stop()
         try:
@@ -249,6 +248,9 @@ class WorkerRuntime:
                 new.append(slot)
         for slot in new:
             slot.start()
+
+    def _ready_slots(self) -> int:
+        return sum(1 for slot in self._slot_list() if slot.ready and not slot.retiring)
 
     def slot_exited(self, slot: Slot) -> None:
         with self._slots_lock:
