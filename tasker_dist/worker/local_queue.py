@@ -33,20 +33,20 @@ class LocalQueue:
     def take(self, leave: Callable[[], bool]) -> Job | None:
         """The next job, blocking while there is none; None once closed or ``leave()``."""
         with self._cond:
-            self._waiting += 1
-            self._cond.notify_all()  # the fetcher waits for waiting slots
-            try:
-                while True:
-                    if self._closed or leave():
-                        return None
-                    if self._priority or self._normal:
-                        job = (self._priority or self._normal).popleft()
-                        if len(self._priority) + len(self._normal) + 1 == self._low_water:
-                            self._cond.notify_all()  # time to fetch the next batch
-                        return job
+            while True:
+                if self._closed or leave():
+                    return None
+                if self._priority or self._normal:
+                    job = (self._priority or self._normal).popleft()
+                    if len(self._priority) + len(self._normal) + 1 == self._low_water:
+                        self._cond.notify_all()  # time to fetch the next batch
+                    return job
+                self._waiting += 1
+                self._cond.notify_all()  # a slot starves: the fetcher must fetch
+                try:
                     self._cond.wait()
-            finally:
-                self._waiting -= 1
+                finally:
+                    self._waiting -= 1
 
     def wait_for_room(self, timeout: float, low_water: int) -> tuple[int, int]:
         """Block until some slot waits with nothing buffered for it, or fewer than
