@@ -3,9 +3,13 @@
 Workers publish each result on the reply channel named in its envelope, so results come
 back without polling and without a blocked connection per waiting call. Results of tasks
 queued elsewhere (`Producer.result`) are announced on the task's done channel, to which the
-listener subscribes while someone waits. Pub/sub does not replay what was sent while the
-connection was down, so after every (re)connect the result keys of all waiting tasks are
-read once more.
+listener subscribes while someone waits.
+
+Pub/sub delivers only what is published after Redis has registered a subscription, and
+replays nothing missed while a connection was down. So the result keys are read again
+each time Redis confirms a subscription (first, and after every reconnect, when redis-py
+subscribes again): a result stored before that moment is found by the read, and one
+stored after it is announced.
 """
 
 from __future__ import annotations
@@ -35,16 +39,6 @@ T = TypeVar("T")
 _TICK_S = 0.05
 
 
-class _PubSub(redis.client.PubSub):
-    """Remembers that the connection was (re)made, so missed results get re-read."""
-
-    connected_again = False
-
-    def on_connect(self, connection: Any) -> None:
-        super().on_connect(connection)
-        self.connected_again = True
-
-
 class TaskFuture(Future[T], Generic[T]):
     """A `concurrent.futures.Future` that also knows its task's id."""
 
@@ -67,7 +61,7 @@ class ResultListener:
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._pubsub = _PubSub(store.client.connection_pool, ignore_subscribe_messages=True)
+        self._pubsub = redis.client.PubSub(store.client.connection_pool)
         self._thread = threading.Thread(target=self._run, name="tasker-results", daemon=True)
         self._thread.start()
         if not self._ready.wait(store.client.get_connection_kwargs().get("socket_timeout") or 5):
@@ -137,22 +131,17 @@ class ResultListener:
     def _run(self) -> None:
         try:
             self._pubsub.subscribe(self.channel)
-            self._pubsub.connected_again = False
         except (redis.RedisError, OSError) as exc:
             self._error = RedisUnavailable(f"cannot subscribe on {self._store.url}: {exc}")
             self._ready.set()
             return
-        self._ready.set()
         backoff = 0.05
         while not self._closed.is_set():
             try:
                 self._apply_subscriptions()
                 message = self._pubsub.get_message(timeout=_TICK_S)
-                if self._pubsub.connected_again:
-                    self._pubsub.connected_again = False
-                    self._recheck(self.pending())
-                if message is not None and message["type"] == "message":
-                    self._dispatch(message["channel"], message["data"])
+                if message is not None:
+                    self._handle(message["type"], message["channel"], message["data"])
                 backoff = 0.05
             except (redis.RedisError, OSError, RedisUnavailable) as exc:
                 log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, backoff)
@@ -164,18 +153,24 @@ class ResultListener:
             changes, self._changes = self._changes, []
         for subscribe, channel in changes:
             if subscribe:
-                self._pubsub.subscribe(channel)
-                # A result stored before the subscription took effect was never announced.
-                self._recheck([channel.rsplit(":", 1)[1]])
+                self._pubsub.subscribe(channel)  # its result is read once Redis confirms
             else:
                 self._pubsub.unsubscribe(channel)  # type: ignore[no-untyped-call]
 
-    def _dispatch(self, channel: bytes, data: bytes) -> None:
-        if channel.decode() == self.channel:
-            self._resolve_bytes(data)
-        else:
-            task_id = channel.decode().rsplit(":", 1)[1]
-            self._recheck([task_id])
+    def _handle(self, kind: str, channel: bytes, data: Any) -> None:
+        name = channel.decode("utf-8", "surrogateescape")
+        if kind == "message":
+            if name == self.channel:
+                self._resolve_bytes(data)
+            else:  # a done channel: the task finished, its result is in its key
+                self._recheck([name.rsplit(":", 1)[1]])
+        elif kind == "subscribe":
+            if name != self.channel:
+                self._recheck([name.rsplit(":", 1)[1]])
+            elif not self._ready.is_set():
+                self._ready.set()  # from now on no result of ours can be missed
+            else:  # subscribed again after a reconnect: read what was missed meanwhile
+                self._recheck([t for t in self.pending() if t not in self._foreign])
 
     def _recheck(self, task_ids: list[str]) -> None:
         if not task_ids:
