@@ -164,6 +164,11 @@ class QueueStore:
             return 0
         return int(self._run(cmd.requeue_call(self.keys, worker_id, held)))
 
+    def held(self, worker_id: str) -> dict[str, int]:
+        """What Redis says ``worker_id`` holds: task id -> delivery."""
+        reply = call("HGETALL", self.url, lambda: self.client.hgetall(self.keys.held(worker_id)))
+        return {cmd.text(k): int(v) for k, v in dict(reply).items()}
+
     def recover(self, worker_ids: Sequence[str], only_stale: bool = True) -> int:
         """Hand back the tasks of the given workers whose heartbeat went stale (or of
         these workers whatever their state, ``only_stale=False``); returns how many."""

@@ -25,6 +25,7 @@ from tasker_dist import (
     TaskTimeout,
 )
 from tasker_dist.embedded import EmbeddedServer
+from tasker_dist.store import QueueStore
 
 from .conftest import wait_until
 
@@ -561,3 +562,29 @@ def test_an_unpicklable_result_fails_its_task_once_with_a_clear_error(
     metrics = m.metrics()
     assert (metrics.total_tasks_failed, metrics.total_tasks_retried) == (1, 0)
     assert m.queue_task(lambda ctx, r: "next") == "next"
+
+
+def test_tasks_held_by_a_fetch_whose_reply_was_lost_are_handed_back(
+    make_manager: Callable[..., Any], redis_url: str, queue: str
+) -> None:
+    tracker = Tracker()
+    m = make_manager(tracker, worker_count=1)
+
+    def block(ctx: TaskContext, r: Res) -> str:
+        r.gate.wait(10)
+        return "blocked"
+
+    running = m.queue_task_async(block)
+    wait_until(lambda: m.stats().running_tasks == 1, message="the slot to be busy")
+    orphans = [m.enqueue(lambda ctx, r, i: i, i) for i in range(3)]
+    # Redis ran a fetch for this worker but the reply never reached it (a dropped
+    # connection): the tasks sit in its held hash and nobody here knows of them.
+    outsider = QueueStore(redis_url, queue)
+    outsider.fetch(m.worker_id, 3, 5_000)
+    outsider.close()
+    assert m.stats().queued_tasks == 0
+    m._runtime.fetcher._reconcile()  # what the fetcher does after a failed fetch
+    assert m.stats().priority_tasks == 3  # handed back, ahead of normal work
+    tracker.resources[0].gate.set()
+    assert running.result(10) == "blocked"  # the running task was left alone
+    assert [m.result(t, timeout=10) for t in orphans] == [0, 1, 2]

@@ -40,6 +40,7 @@ class Completer:
         self._on_written = on_written
         self._reports: list[Report] = []
         self._busy = False
+        self._writing: list[Report] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="tasker-completer", daemon=True)
@@ -79,6 +80,7 @@ class Completer:
                 batch = self._reports[:_MAX_BATCH]
                 del self._reports[:_MAX_BATCH]
                 self._busy = True
+                self._writing = batch
             try:
                 self._write(batch)
             except Exception:  # keep the thread: later results must still be written
@@ -86,7 +88,13 @@ class Completer:
             finally:
                 with self._cond:
                     self._busy = False
+                    self._writing = []
                     self._cond.notify_all()
+
+    def task_ids(self) -> set[str]:
+        """Tasks whose reports are waiting to be written or being written."""
+        with self._cond:
+            return {r.finished.task_id for r in (*self._reports, *self._writing)}
 
     def _write(self, batch: list[Report]) -> None:
         finished = [r.finished for r in batch]

@@ -49,6 +49,7 @@ class Fetcher:
         local: LocalQueue,
         mean_exec_s: Callable[[], float | None],
         slots: Callable[[], int],
+        known: Callable[[], set[str]],
     ) -> None:
         self._store = store
         self._worker_id = worker_id
@@ -56,6 +57,7 @@ class Fetcher:
         self._local = local
         self._mean_exec_s = mean_exec_s
         self._slots = slots
+        self._known = known
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tasker-fetcher", daemon=True)
 
@@ -79,14 +81,30 @@ class Fetcher:
             return waiting - buffered
         return target - buffered if buffered < low_water or waiting > buffered else 0
 
+    def _reconcile(self) -> None:
+        """After a failed fetch: a fetch Redis ran but whose reply was lost (the connection
+        dropped) left tasks in our held hash that nobody here knows of. Hand them back;
+        the script checks each delivery, so a task finished meanwhile is left alone."""
+        held = self._store.held(self._worker_id)
+        known = self._known()
+        orphans = [(task_id, d) for task_id, d in held.items() if task_id not in known]
+        if orphans and (handed := self._store.requeue(self._worker_id, orphans)):
+            log.warning("handed back %d task(s) taken by a fetch whose reply was lost", handed)
+
     def _run(self) -> None:
         backoff = 0.05
+        unsure = False  # a fetch failed: tasks may be held that nobody here knows of
         while not self._stopped.is_set():
             try:
+                if unsure:
+                    self._reconcile()
+                    unsure = False
                 limit = self._wanted()
                 if limit <= 0 or self._stopped.is_set():
                     continue
+                unsure = True
                 _, fetched = self._store.fetch(self._worker_id, limit, self._ttl_ms)
+                unsure = False
                 if fetched:
                     self._local.put(Job(f) for f in fetched)
                 else:

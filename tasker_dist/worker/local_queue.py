@@ -30,14 +30,17 @@ class LocalQueue:
                 (self._priority if job.fetched.priority else self._normal).append(job)
             self._cond.notify_all()
 
-    def take(self, leave: Callable[[], bool]) -> Job | None:
-        """The next job, blocking while there is none; None once closed or ``leave()``."""
+    def take(self, leave: Callable[[], bool], on_take: Callable[[Job], None]) -> Job | None:
+        """The next job, blocking while there is none; None once closed or ``leave()``.
+        ``on_take(job)`` runs before the job leaves the queue's lock, so the job is never
+        out of sight of `task_ids` and the taker at once."""
         with self._cond:
             while True:
                 if self._closed or leave():
                     return None
                 if self._priority or self._normal:
                     job = (self._priority or self._normal).popleft()
+                    on_take(job)
                     if len(self._priority) + len(self._normal) + 1 == self._low_water:
                         self._cond.notify_all()  # time to fetch the next batch
                     return job
@@ -67,6 +70,10 @@ class LocalQueue:
             self._priority.clear()
             self._normal.clear()
             return jobs
+
+    def task_ids(self) -> set[str]:
+        with self._cond:
+            return {job.task_id for job in (*self._priority, *self._normal)}
 
     def wake(self) -> None:
         """Make blocked `take` calls re-check their ``leave`` condition."""

@@ -112,7 +112,8 @@ class WorkerRuntime:
             self._burst,
         )
         self.fetcher = Fetcher(store, self.worker_id, self.monitor.ttl_ms, self.local,
-                               lambda: self._mean_exec_s, self._ready_slots)  # fmt: skip
+                               lambda: self._mean_exec_s, self._ready_slots,
+                               self._known_task_ids)  # fmt: skip
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -248,6 +249,11 @@ class WorkerRuntime:
                 new.append(slot)
         for slot in new:
             slot.start()
+
+    def _known_task_ids(self) -> set[str]:
+        """Every task this worker has in hand: buffered, running, or being reported."""
+        running = {job.task_id for slot in self._slot_list() if (job := slot.job)}
+        return self.local.task_ids() | running | self.completer.task_ids()
 
     def _ready_slots(self) -> int:
         return sum(1 for slot in self._slot_list() if slot.ready and not slot.retiring)

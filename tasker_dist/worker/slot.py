@@ -40,6 +40,9 @@ class Slot:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _hold(self, job: Job) -> None:
+        self.job = job
+
     def _leave(self) -> bool:
         return self.retiring or self._runtime.draining
 
@@ -51,10 +54,9 @@ class Slot:
                 if not self.ready:
                     self.ready = True
                     rt.monitor.nudge()  # show the new resource in the stats now
-                job = rt.local.take(self._leave)
+                job = rt.local.take(self._leave, self._hold)
                 if job is None:
                     break
-                self.job = job
                 try:
                     report = rt.execute(job, resource)
                 finally:
