@@ -326,3 +326,22 @@ def test_sigterm_stops_a_daemon_whose_redis_is_gone(
         assert daemon.wait(timeout=20) == 0, daemon.output()
     finally:
         server.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_daemon_with_many_slots_does_not_spin(
+    start_worker: Callable[..., WorkerProcess], producer: Producer
+) -> None:
+    daemon = start_worker(env={"TASKER_TEST_WORKERS": "50"})
+    wait_until(lambda: producer.stats().active_workers == 50, message="50 slots up")
+    for i in range(100):  # a burst, then nothing: every slot ends up waiting
+        producer.enqueue(tasks.sleep_then, 0.01, i)
+    wait_until(lambda: producer.metrics().total_tasks_completed == 100, message="the burst")
+    [child] = daemon.worker_pids()
+    before = _cpu_seconds(child)
+    time.sleep(2)  # the idle period itself is what is measured
+    assert _cpu_seconds(child) - before < 0.3  # a busy loop would burn ~2 s here

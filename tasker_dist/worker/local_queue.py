@@ -17,7 +17,11 @@ class LocalQueue:
     def __init__(self) -> None:
         self._priority: deque[Job] = deque()
         self._normal: deque[Job] = deque()
-        self._cond = threading.Condition()
+        # One lock, two conditions: slots wait for jobs, the fetcher for room, and neither
+        # wakes the other kind for nothing (fifty idle slots must not wake each other).
+        self._lock = threading.Lock()
+        self._jobs = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
         self._waiting = 0
         self._closed = False
         # The fetcher wants to hear when fewer jobs than this are buffered (0: only when
@@ -25,16 +29,18 @@ class LocalQueue:
         self._low_water = 0
 
     def put(self, jobs: Iterable[Job]) -> None:
-        with self._cond:
+        with self._lock:
+            added = 0
             for job in jobs:
                 (self._priority if job.fetched.priority else self._normal).append(job)
-            self._cond.notify_all()
+                added += 1
+            self._jobs.notify(added)
 
     def take(self, leave: Callable[[], bool], on_take: Callable[[Job], None]) -> Job | None:
         """The next job, blocking while there is none; None once closed or ``leave()``.
         ``on_take(job)`` runs before the job leaves the queue's lock, so the job is never
         out of sight of `task_ids` and the taker at once."""
-        with self._cond:
+        with self._lock:
             while True:
                 if self._closed or leave():
                     return None
@@ -42,12 +48,12 @@ class LocalQueue:
                     job = (self._priority or self._normal).popleft()
                     on_take(job)
                     if len(self._priority) + len(self._normal) + 1 == self._low_water:
-                        self._cond.notify_all()  # time to fetch the next batch
+                        self._room.notify()  # time to fetch the next batch
                     return job
                 self._waiting += 1
-                self._cond.notify_all()  # a slot starves: the fetcher must fetch
+                self._room.notify()  # a slot starves: the fetcher must fetch
                 try:
-                    self._cond.wait()
+                    self._jobs.wait()
                 finally:
                     self._waiting -= 1
 
@@ -55,36 +61,38 @@ class LocalQueue:
         """Block until some slot waits with nothing buffered for it, or fewer than
         ``low_water`` jobs are buffered (or ``timeout``); return (slots waiting, jobs
         buffered)."""
-        with self._cond:
+        with self._lock:
             self._low_water = low_water
             buffered = len(self._priority) + len(self._normal)
             if self._waiting <= buffered and buffered >= low_water and not self._closed:
-                self._cond.wait(timeout)
+                self._room.wait(timeout)
                 buffered = len(self._priority) + len(self._normal)
             return self._waiting, buffered
 
     def drain(self) -> list[Job]:
         """Remove and return every buffered job (to hand them back)."""
-        with self._cond:
+        with self._lock:
             jobs = [*self._priority, *self._normal]
             self._priority.clear()
             self._normal.clear()
             return jobs
 
     def task_ids(self) -> set[str]:
-        with self._cond:
+        with self._lock:
             return {job.task_id for job in (*self._priority, *self._normal)}
 
     def wake(self) -> None:
-        """Make blocked `take` calls re-check their ``leave`` condition."""
-        with self._cond:
-            self._cond.notify_all()
+        """Make blocked calls re-check their conditions (``leave``, a stop)."""
+        with self._lock:
+            self._jobs.notify_all()
+            self._room.notify_all()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._jobs.notify_all()
+            self._room.notify_all()
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._priority) + len(self._normal)
