@@ -1,0 +1,30 @@
+"""arq's worker settings: ``arq benchmarks.systems.arq_app.WorkerSettings``.
+
+All of arq's defaults (results kept 3600 s, the queue polled every 0.5 s) except
+``max_jobs``, set only where a workload asks for a concurrency (W3: 50).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+
+__all__ = ["WorkerSettings", "noop", "sleep"]
+
+
+async def noop(ctx: dict[str, Any]) -> None:
+    return None
+
+
+async def sleep(ctx: dict[str, Any]) -> None:
+    await asyncio.sleep(0.01)
+
+
+class WorkerSettings:
+    functions: ClassVar[list[Any]] = [noop, sleep]
+    redis_settings = RedisSettings.from_dsn(os.environ.get("BENCH_REDIS_URL", "redis://"))
+    if "BENCH_CONCURRENCY" in os.environ:
+        max_jobs = int(os.environ["BENCH_CONCURRENCY"])

@@ -1,0 +1,27 @@
+"""Celery's app: ``celery -A benchmarks.systems.celery_app worker``.
+
+Redis as broker and as result backend (Celery stores no results by default: the backend
+is switched on here, since every workload waits for stored results); all else default.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+__all__ = ["app", "noop", "sleep"]
+
+_URL = os.environ.get("BENCH_REDIS_URL", "redis://")
+app = Celery("bench", broker=_URL, backend=_URL)
+
+
+@app.task
+def noop() -> None:
+    return None
+
+
+@app.task
+def sleep() -> None:
+    time.sleep(0.01)

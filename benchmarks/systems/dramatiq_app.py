@@ -1,0 +1,33 @@
+"""Dramatiq's actors: ``dramatiq benchmarks.systems.dramatiq_app``.
+
+The Redis broker, with the Results middleware (Redis backend) added and
+``store_results=True`` on the actors: Dramatiq stores no results by default.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+
+__all__ = ["backend", "broker", "noop", "sleep"]
+
+_URL = os.environ.get("BENCH_REDIS_URL", "redis://")
+backend = RedisBackend(url=_URL)
+broker = RedisBroker(url=_URL)
+broker.add_middleware(Results(backend=backend))
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(store_results=True)
+def noop() -> None:
+    return None
+
+
+@dramatiq.actor(store_results=True)
+def sleep() -> None:
+    time.sleep(0.01)

@@ -1,0 +1,34 @@
+"""tasker-dist's worker module: ``tasker-worker benchmarks.systems.tasker_app:config``.
+
+Every setting is `Config`'s default (one slot per process unless ``--workers`` says
+otherwise; retries, leases, fencing and signing on: the workers get $TASKER_SECRET).
+Tasks are plain importable functions, so producers send them by reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tasker_dist import Config, TaskContext
+
+__all__ = ["async_sleep", "config", "noop", "sleep"]
+
+
+def _no_resource() -> None:
+    return None  # the workloads need no per-slot resource
+
+
+config: Config[None] = Config(on_create=_no_resource)
+
+
+def noop(ctx: TaskContext, resource: None) -> None:
+    return None
+
+
+def sleep(ctx: TaskContext, resource: None) -> None:
+    time.sleep(0.01)
+
+
+async def async_sleep(ctx: TaskContext, resource: None) -> None:
+    await asyncio.sleep(0.01)

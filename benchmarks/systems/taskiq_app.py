@@ -1,0 +1,27 @@
+"""Taskiq's broker: ``taskiq worker benchmarks.systems.taskiq_app:broker``.
+
+`RedisStreamBroker` (taskiq-redis's recommended broker, with acknowledgements) and the
+`RedisAsyncResultBackend` (Taskiq stores no results without one); all else default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
+
+__all__ = ["broker", "noop", "sleep"]
+
+_URL = os.environ.get("BENCH_REDIS_URL", "redis://")
+broker = RedisStreamBroker(url=_URL).with_result_backend(RedisAsyncResultBackend(redis_url=_URL))
+
+
+@broker.task
+async def noop() -> None:
+    return None
+
+
+@broker.task
+async def sleep() -> None:
+    await asyncio.sleep(0.01)

@@ -1,0 +1,164 @@
+"""The workloads, identical for every system: each drives one `System` and returns its
+figures (plain floats, so they travel as JSON from the driver to the orchestrator)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from .probe import wait_stored
+from .procs import WorkerGroup
+from .systems.base import REPO_ROOT, System, TaskKind, WorkerSpec
+
+__all__ = ["WORKLOADS", "Context", "Figures", "Sizes", "percentile"]
+
+Figures = dict[str, float | str]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    tasks: int = 10_000  # W1 (queued one at a time, then drained) and W4 (one batch)
+    round_trips: int = 1_000  # W2
+    io_tasks: int = 1_000  # W3, each sleeping 10 ms
+    io_concurrency: int = 50  # W3, per worker process
+    warmup: int = 20  # W2 round trips before measuring
+    round_trip_budget_s: float = 60.0  # W2 stops early past this (systems that poll)
+    drain_timeout_s: float = 600.0
+    idle_timeout_s: float = 30.0  # W2, W3: longest wait for started workers to go idle
+
+
+@dataclass(frozen=True)
+class Context:
+    client: redis.Redis  # for the result probe only
+    sizes: Sizes
+    log_path: Path
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n q / 100), at least the first
+    return ordered[int(rank) - 1]
+
+
+def _workers(system: System, spec: WorkerSpec, ctx: Context) -> WorkerGroup:
+    return WorkerGroup(
+        system.worker_commands(spec), system.worker_env(spec), REPO_ROOT, ctx.log_path
+    )
+
+
+def _settle(group: WorkerGroup, ctx: Context, warnings: list[str], min_s: float = 1.0) -> None:
+    """Wait for the workers to go idle; note it if they never do (a busy loop)."""
+    busy = group.wait_idle(min_s=min_s, timeout_s=ctx.sizes.idle_timeout_s)
+    if busy is not None:
+        warnings.append(
+            f"workers never went idle: {busy:.2f} cores busy with no task queued "
+            f"after {ctx.sizes.idle_timeout_s:.0f} s"
+        )
+
+
+def _with_warnings(figures: Figures, warnings: list[str]) -> Figures:
+    if not warnings:
+        return figures
+    more = f" (and {len(warnings) - 1} more time(s) in this workload)" if len(warnings) > 1 else ""
+    return {**figures, "warning": warnings[0] + more}
+
+
+def w1_throughput(system: System, ctx: Context) -> Figures:
+    """Queue N no-ops one at a time with no worker running, then start 2 worker processes
+    and time them from their start until the last result is stored."""
+    n = ctx.sizes.tasks
+    handles, latencies = [], []
+    began = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        handles.append(system.enqueue(TaskKind.NOOP))
+        latencies.append(time.perf_counter() - t)
+    enqueue_s = time.perf_counter() - began
+    group = _workers(system, WorkerSpec(processes=2, concurrency=None), ctx)
+    start = time.perf_counter()
+    with group:
+        done = wait_stored(
+            ctx.client, system, handles, ctx.sizes.drain_timeout_s, check=group.check_alive
+        )
+    steady_s = done.last_s - done.first_s
+    return {
+        "enqueue_rate": n / enqueue_s,
+        "enqueue_p50_ms": statistics.median(latencies) * 1000,
+        "drain_rate": n / (done.last_s - start),
+        "drain_rate_steady": (n - done.stored_at_first) / steady_s if steady_s > 0 else 0.0,
+        "first_result_s": done.first_s - start,
+        "peak_rss_mb": group.peak_rss_bytes / 2**20,
+    }
+
+
+def w2_latency(system: System, ctx: Context) -> Figures:
+    """One producer, one worker process: sequential round trips, each submitted and waited
+    for with the system's documented mechanism."""
+    group = _workers(system, WorkerSpec(processes=1, concurrency=None), ctx)
+    samples: list[float] = []
+    warnings: list[str] = []
+    with group:
+        _settle(group, ctx, warnings)
+        for _ in range(ctx.sizes.warmup):
+            system.round_trip(timeout_s=30)
+        budget_end = time.perf_counter() + ctx.sizes.round_trip_budget_s
+        while len(samples) < ctx.sizes.round_trips and time.perf_counter() < budget_end:
+            t = time.perf_counter()
+            system.round_trip(timeout_s=30)
+            samples.append(time.perf_counter() - t)
+    figures: Figures = {
+        "p50_ms": percentile(samples, 50) * 1000,
+        "p95_ms": percentile(samples, 95) * 1000,
+        "p99_ms": percentile(samples, 99) * 1000,
+        "round_trips": float(len(samples)),
+    }
+    return _with_warnings(figures, warnings)
+
+
+def w3_io_bound(system: System, ctx: Context) -> Figures:
+    """N tasks sleeping 10 ms on 2 warm worker processes with 50 in flight each: seconds
+    from the first enqueue (the system's batch API) until the last result is stored."""
+    sizes = ctx.sizes
+    spec = WorkerSpec(processes=2, concurrency=sizes.io_concurrency)
+    group = _workers(system, spec, ctx)
+    best: tuple[float, str] | None = None
+    warnings: list[str] = []
+    with group:
+        _settle(group, ctx, warnings)
+        for kind in system.sleep_kinds:
+            # Warm-up: every slot of both processes has run a task of this kind.
+            warm = system.enqueue_batch(kind, 4 * sizes.io_concurrency)
+            wait_stored(ctx.client, system, warm, sizes.drain_timeout_s, check=group.check_alive)
+            _settle(group, ctx, warnings, min_s=0.2)
+            began = time.perf_counter()
+            handles = system.enqueue_batch(kind, sizes.io_tasks)
+            done = wait_stored(
+                ctx.client, system, handles, sizes.drain_timeout_s, poll_s=0.002,
+                check=group.check_alive,
+            )  # fmt: skip
+            elapsed = done.last_s - began
+            if best is None or elapsed < best[0]:
+                best = (elapsed, str(kind))
+    assert best is not None
+    return _with_warnings({"drain_s": best[0], "sleep_kind": best[1]}, warnings)
+
+
+def w4_batch_enqueue(system: System, ctx: Context) -> Figures:
+    """N no-ops queued with the system's bulk API (no worker running)."""
+    began = time.perf_counter()
+    system.enqueue_batch(TaskKind.NOOP, ctx.sizes.tasks)
+    return {"batch_enqueue_rate": ctx.sizes.tasks / (time.perf_counter() - began)}
+
+
+WORKLOADS: dict[str, Callable[[System, Context], Figures]] = {
+    "w1": w1_throughput,
+    "w2": w2_latency,
+    "w3": w3_io_bound,
+    "w4": w4_batch_enqueue,
+}

@@ -1,0 +1,53 @@
+"""The benchmark suite's smoke mode (issue 4), so that the harness cannot rot: every
+workload yields numbers for tasker-dist and the floor, and the run leaves no process
+behind. Nothing here asserts speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.report import FIGURES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _processes_mentioning(text: bytes) -> list[int]:
+    """Pids whose command line or environment holds ``text`` (e.g. the server's port)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+            environ = Path(entry.path, "environ").read_bytes()
+        except OSError:
+            continue
+        if text in cmdline or text in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_smoke_run_measures_every_workload_and_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--json", str(out)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    document = json.loads(out.read_text())
+    (run,) = document["runs"]
+    for system in ("floor", "tasker-dist"):
+        for figure in FIGURES:
+            value = run[system][figure.workload].get(figure.key)
+            assert isinstance(value, float), (system, figure.key, run[system][figure.workload])
+            assert value > 0, (system, figure.key, value)
+    assert "| W2 round trip p50 (ms) |" in proc.stdout
+    # No driver, worker (both name the server's URL) or redis-server (its port) is left.
+    url = document["meta"]["redis_url"].encode()
+    port = url.rsplit(b":", 1)[1].split(b"/")[0]
+    assert _processes_mentioning(url) == []
+    assert _processes_mentioning(b"--port\x00" + port + b"\x00") == []
