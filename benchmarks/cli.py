@@ -126,6 +126,20 @@ def _describe_machine(server: RedisServer) -> dict[str, Any]:
     }
 
 
+def _tasker_revision() -> str:
+    """The commit of the tasker-dist being measured (the working tree, installed editable),
+    and whether tasker_dist/ differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "tasker_dist")
+    return f"{commit} + uncommitted changes" if dirty else commit
+
+
 def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -176,6 +190,7 @@ def _measure(
         meta: dict[str, Any] = {
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "load_before": _load(),
+            "tasker_revision": _tasker_revision(),
             "redis_url": server.url,
             **_describe_machine(server),
             "versions": _versions(systems, peers_python),
@@ -194,6 +209,8 @@ def _measure(
                     print(f"[run {run}/{runs}] {system} {workload}: {shown}", file=sys.stderr)
             all_runs.append(results)
         meta["load_after"] = _load()
+        if (revision := _tasker_revision()) != meta["tasker_revision"]:
+            meta["tasker_revision"] += f" at the start, {revision} at the end (mixed runs)"
     return meta, all_runs
 
 
