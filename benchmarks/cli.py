@@ -126,18 +126,26 @@ def _describe_machine(server: RedisServer) -> dict[str, Any]:
     }
 
 
+def _git(*args: str) -> str:
+    # check=False: outside a git checkout the revision is just unknown.
+    done = subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
+
+
 def _tasker_revision() -> str:
     """The commit of the tasker-dist being measured (the working tree, installed editable),
     and whether tasker_dist/ differs from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "tasker_dist")
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--", "tasker_dist")
     return f"{commit} + uncommitted changes" if dirty else commit
+
+
+def _tasker_code() -> str:
+    """What identifies the measured code: tasker_dist/'s tree and any uncommitted diff
+    (commits that touch only other files, such as these results, do not change it)."""
+    return _git("rev-parse", "HEAD:tasker_dist") + _git("diff", "HEAD", "--", "tasker_dist")
 
 
 def _load() -> str:
@@ -195,6 +203,7 @@ def _measure(
             **_describe_machine(server),
             "versions": _versions(systems, peers_python),
         }
+        code_at_start = _tasker_code()
         for run in range(1, runs + 1):
             results: RunResults = {}
             for system in systems:
@@ -209,8 +218,11 @@ def _measure(
                     print(f"[run {run}/{runs}] {system} {workload}: {shown}", file=sys.stderr)
             all_runs.append(results)
         meta["load_after"] = _load()
-        if (revision := _tasker_revision()) != meta["tasker_revision"]:
-            meta["tasker_revision"] += f" at the start, {revision} at the end (mixed runs)"
+        if _tasker_code() != code_at_start:
+            meta["tasker_revision"] += (
+                f" at the start, {_tasker_revision()} at the end: tasker_dist/ changed "
+                "during the runs, so they measured different code"
+            )
     return meta, all_runs
 
 

@@ -230,7 +230,7 @@ def render(
         f"Load average {meta['load_before']} before, {meta['load_after']} after: a shared "
         "2-core machine with other work running, so differences under ~20% are noise.",
         "",
-        f"tasker-dist: commit {meta['tasker_revision']} of this repository. "
+        f"tasker-dist measured at this repository's commit {meta['tasker_revision']}. "
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
         f"Sizes: W1 and W4 {sizes['tasks']:,} no-op tasks; W2 {sizes['round_trips']:,} round "
