@@ -71,8 +71,6 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes on this host, each with its own slots (default 1)",
     )
-    p.add_argument("--worker-id", help=argparse.SUPPRESS)
-    p.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
     p.add_argument(
         "--log-level",
         default=os.environ.get("TASKER_LOG_LEVEL", "INFO"),
@@ -117,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # ConfigError included
         print(f"tasker-worker: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    if args.status_fd is not None:  # a worker process started by the supervisor
-        return serve(config, args.worker_id, args.status_fd)
     assert config.redis_url is not None
     store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
     try:
-        return supervise([sys.executable, "-m", "tasker_dist.worker", *raw], args.processes, store)
+        return supervise(
+            lambda worker_id, status_fd: serve(config, worker_id, status_fd), args.processes, store
+        )
     finally:
         store.close()

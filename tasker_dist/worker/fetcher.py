@@ -25,7 +25,7 @@ __all__ = ["BATCH_BUDGET_S", "Fetcher", "batch_size"]
 log = logging.getLogger("tasker_dist.worker")
 
 BATCH_BUDGET_S = 0.002
-MAX_PER_SLOT = 64
+MAX_PER_SLOT = 256
 
 
 def per_slot(mean_exec_s: float | None) -> int:

@@ -1,0 +1,127 @@
+"""Profile one tasker-dist worker process draining no-op tasks, with py-spy.
+
+    python benchmarks/profile_worker.py                    # 200,000 tasks, 1 worker process
+    python benchmarks/profile_worker.py --tasks 500000 --out /tmp/w.txt
+
+Queues ``--tasks`` no-ops (the W1 task, signed), starts ``tasker-worker ... --processes 1``
+under ``py-spy record --subprocesses --idle`` (wall-clock samples, idle threads
+included, so time spent waiting on Redis shows), waits until the queue is drained, stops
+the worker, and prints where the worker process's threads spend their samples: per
+thread, the share of each function (self time, then inclusive). The collapsed stacks are
+kept in ``--out`` for flame graphs (``flamegraph.pl``, speedscope). Needs ``py-spy`` on
+PATH (``pip install py-spy``) and permission to ptrace its children (root, or
+``kernel.yama.ptrace_scope=0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# as run.py: import the package from the repository root, not from benchmarks/ itself
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks.redis_server import RedisServer  # noqa: E402
+from benchmarks.systems.base import bin_path  # noqa: E402
+from benchmarks.systems.tasker import BENCH_SECRET  # noqa: E402
+from benchmarks.systems.tasker_app import noop  # noqa: E402
+from tasker_dist import Producer  # noqa: E402
+from tasker_dist.keys import QueueKeys  # noqa: E402
+
+
+def _main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", type=int, default=200_000)
+    p.add_argument("--out", type=Path, default=Path("profile-worker.txt"))
+    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--top", type=int, default=25, help="functions shown per thread")
+    args = p.parse_args()
+    if shutil.which("py-spy") is None:
+        print("profile_worker.py: py-spy is not on PATH (pip install py-spy)", file=sys.stderr)
+        return 2
+    with (
+        tempfile.TemporaryDirectory(prefix="tasker-profile-") as tmp,
+        RedisServer(Path(tmp) / "redis") as server,
+    ):
+        with Producer(server.url, secret=BENCH_SECRET) as producer:
+            for start in range(0, args.tasks, 10_000):
+                producer.enqueue_many(noop, [()] * min(10_000, args.tasks - start))
+        pending = QueueKeys(producer.queue).pending
+        worker = [
+            *(bin_path("tasker-worker"), "benchmarks.systems.tasker_app:config"),
+            *("--redis-url", server.url, "--processes", "1", "--log-level", "WARNING"),
+        ]
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--subprocesses", "--idle", "--threads", "--format", "raw",
+             "--rate", str(args.rate), "--output", str(args.out), "--", *worker],
+            env={**os.environ, "TASKER_SECRET": BENCH_SECRET},
+        )  # fmt: skip
+        started = time.monotonic()
+        deadline = started + 600
+        while server.client.llen(pending) > 0 or server.client.dbsize() < args.tasks:
+            if time.monotonic() > deadline or spy.poll() is not None:
+                print("profile_worker.py: the worker did not drain the queue", file=sys.stderr)
+                spy.kill()
+                return 1
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        _stop_worker(spy.pid)
+        spy.wait(60)
+    print(f"{args.tasks} tasks drained in {elapsed:.2f}s from worker start "
+          f"({args.tasks / elapsed:,.0f}/s, py-spy slows the worker)")  # fmt: skip
+    _summarise(args.out, args.top)
+    return 0
+
+
+def _stop_worker(spy_pid: int) -> None:
+    """SIGTERM the tasker-worker under py-spy (py-spy then writes its output and exits)."""
+    children = Path(f"/proc/{spy_pid}/task/{spy_pid}/children").read_text().split()
+    for pid in children:
+        os.kill(int(pid), signal.SIGTERM)
+
+
+def _summarise(path: Path, top: int) -> None:
+    """Per thread of the busiest process: self and inclusive shares of its functions."""
+    by_process: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    stacks: list[tuple[str, str, list[str], int]] = []
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        # with --subprocesses a child's stack starts with its parents' "process" frames
+        at = next(i for i, f in enumerate(frames) if f.startswith("thread ("))
+        process, thread = frames[at - 1], frames[at]
+        stacks.append((process, thread, frames[at + 1 :], int(samples)))
+        by_process[process][thread] += int(samples)
+    busiest = max(by_process, key=lambda k: sum(by_process[k].values()))
+    print(f"process: {busiest[:120]}")
+    for thread, total in by_process[busiest].most_common():
+        own: collections.Counter[str] = collections.Counter()
+        inclusive: collections.Counter[str] = collections.Counter()
+        for process, t, frames, count in stacks:
+            if process != busiest or t != thread or not frames:
+                continue
+            own[_short(frames[-1])] += count
+            for name in {_short(f) for f in frames}:
+                inclusive[name] += count
+        print(f"\n{thread}: {total} samples")
+        print("  self %   incl %  function")
+        for name, within in inclusive.most_common(top):
+            print(f"  {100 * own[name] / total:6.1f}  {100 * within / total:6.1f}  {name}")
+
+
+def _short(frame: str) -> str:
+    """``fn (path/to/module.py:12)`` as ``fn (module.py)``: lines split one function."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({Path(where.rstrip(')').rsplit(':', 1)[0]).name})"
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
