@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import fakeredis
@@ -670,20 +671,34 @@ def test_scripts_touch_only_keys_passed_in_keys(fake: fakeredis.FakeRedis) -> No
 
 
 KEY_COMMANDS_ARG = re.compile(r"redis\.call\('(\w+)'\s*(?:,\s*([^,)]+))?")
+HELPER_KEY_ARG = re.compile(r"(call_chunked\('\w+'|hmget\()\s*,?\s*([^,)]+)")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_lua_names_keys_only_through_keys_array(name: str) -> None:
-    text = source(name)
+    text = _file(name)
+    assert source(name) == _file("lib") + text  # run after the helpers of lib.lua
     assert text.startswith("--")  # headed by its contract
     assert "KEYS[" in text
     assert "tasker:" not in text
-    calls = KEY_COMMANDS_ARG.findall(text)
+    calls = KEY_COMMANDS_ARG.findall(text) + HELPER_KEY_ARG.findall(text)
     assert calls
     for command, first_arg in calls:
         if command in ("TIME", "PUBLISH"):
             continue
         assert first_arg.startswith("KEYS["), (name, command, first_arg)
+
+
+def _file(name: str) -> str:
+    return resources.files("tasker_dist.scripts").joinpath(f"{name}.lua").read_text()
+
+
+def test_lua_helpers_use_only_the_key_they_are_given() -> None:
+    lib = _file("lib")
+    assert "KEYS[" not in lib
+    assert "tasker:" not in lib
+    for command, first_arg in KEY_COMMANDS_ARG.findall(lib):
+        assert first_arg == "key", (command, first_arg)
 
 
 # -- fencing, recovery and the failed store -----------------------------------------------
@@ -747,3 +762,35 @@ def test_retry_failed_requeues_once_with_fresh_bookkeeping(
     assert not fake.hexists(keys.failed, "a")
     [again] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert (again.task_id, again.payload, again.delivery) == ("a", env("a"), 1)
+
+
+# -- batches larger than one Lua call can unpack (real server) ------------------------------
+
+
+def test_batches_of_thousands_of_tasks_on_a_real_server(redis_url: str, queue: str) -> None:
+    # Redis's Lua unpacks at most ~8,000 values into one call: the scripts chunk theirs.
+    n = 9_000
+    keys = QueueKeys(queue)
+    real = QueueStore(redis_url, queue)
+    try:
+        ids = [f"t{i:05d}" for i in range(n)]
+        real.enqueue([(i, env(i)) for i in ids], priority=False)
+        _, fetched = real.fetch(WID, n, HB_TTL_MS)
+        assert [(f.task_id, f.payload, f.delivery) for f in fetched] == [
+            (i, env(i), 1) for i in ids
+        ]
+        assert real.client.hlen(keys.held(WID)) == n
+        # half finish; the other half are recovered when the worker is taken for dead
+        done, rest = fetched[: n // 2], fetched[n // 2 :]
+        finished = [ran(f.task_id, result=f.task_id.encode()) for f in done]
+        assert real.complete(WID, TTL_MS, CAP, finished) == 0
+        assert real.client.get(keys.result(done[-1].task_id)) == done[-1].task_id.encode()
+        assert real.client.hlen(keys.held(WID)) == len(rest)
+        assert real.client.hlen(keys.tasks) == len(rest)
+        assert real.client.hlen(keys.deliveries) == len(rest)
+        assert real.complete(WID, TTL_MS, CAP, finished) == len(done)  # fenced: once
+        assert real.recover([WID], only_stale=False) == len(rest)
+        assert real.client.llen(keys.priority) == len(rest)
+        assert not real.client.exists(keys.held(WID))
+    finally:
+        real.close()

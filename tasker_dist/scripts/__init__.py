@@ -1,4 +1,5 @@
-"""The Lua scripts (one ``.lua`` file each, headed by its KEYS/ARGV contract)."""
+"""The Lua scripts (one ``.lua`` file each, headed by its KEYS/ARGV contract), each run
+with the helpers of ``lib.lua`` in front of it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ NAMES = (
 )  # fmt: skip
 
 
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
 @cache
 def source(name: str) -> str:
-    """The text of ``<name>.lua``."""
+    """The script ``<name>.lua``, after the helpers of ``lib.lua``."""
     if name not in NAMES:
         raise KeyError(name)
-    return resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return _read("lib") + _read(name)

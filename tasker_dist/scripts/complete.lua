@@ -26,19 +26,21 @@ local skipped = 0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stored_failed = false
-for o = 3, #ARGV, 10 do
-  local i = (o - 3) / 10 + 1
-  local id = ARGV[o]
+local ids = {}
+for o = 3, #ARGV, 10 do ids[#ids + 1] = ARGV[o] end
+local held = hmget(KEYS[4], ids)
+local done, finished, seen = {}, {}, {}
+for i, id in ipairs(ids) do
+  local o = 3 + (i - 1) * 10
   local status = ARGV[o + 2]
-  if redis.call('HGET', KEYS[4], id) == ARGV[o + 1] then
-    redis.call('HDEL', KEYS[4], id)
+  if held[i] == ARGV[o + 1] and not seen[id] then
+    seen[id] = true
+    done[#done + 1] = id
     if status == 'retried' then
       redis.call('HINCRBY', KEYS[2], id, 1)
       redis.call('RPUSH', KEYS[8], id)
     else
-      redis.call('HDEL', KEYS[1], id)
-      redis.call('HDEL', KEYS[2], id)
-      redis.call('HDEL', KEYS[3], id)
+      finished[#finished + 1] = id
       if ARGV[o + 3] ~= '' then
         redis.call('SET', KEYS[11 + i], ARGV[o + 3], 'PX', ttl)
         if ARGV[o + 4] ~= '' then
@@ -67,12 +69,15 @@ for o = 3, #ARGV, 10 do
     skipped = skipped + 1
   end
 end
+call_chunked('HDEL', KEYS[4], done)
+for k = 1, 3 do call_chunked('HDEL', KEYS[k], finished) end
 if stored_failed then
   local excess = redis.call('ZCARD', KEYS[11]) - tonumber(ARGV[2])
   if excess > 0 then
-    for _, old in ipairs(redis.call('ZPOPMIN', KEYS[11], excess)) do
-      redis.call('HDEL', KEYS[10], old)
-    end
+    local popped = redis.call('ZPOPMIN', KEYS[11], excess)
+    local oldest = {}
+    for j = 1, #popped, 2 do oldest[#oldest + 1] = popped[j] end
+    call_chunked('HDEL', KEYS[10], oldest)
   end
 end
 if count.retried > 0 and redis.call('LLEN', KEYS[9]) == 0 then

@@ -23,16 +23,21 @@ for lane = 1, 2 do
   if taken < want then
     local ids = redis.call('RPOP', KEYS[lane], want - taken)
     if ids then
-      for _, id in ipairs(ids) do
+      local envelopes = hmget(KEYS[3], ids)
+      local retries = hmget(KEYS[4], ids)
+      local held = {}
+      for i, id in ipairs(ids) do
         local delivery = redis.call('HINCRBY', KEYS[5], id, 1)
-        redis.call('HSET', KEYS[6], id, delivery)
+        held[#held + 1] = id
+        held[#held + 1] = delivery
         out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', KEYS[3], id) or ''
-        out[#out + 1] = tonumber(redis.call('HGET', KEYS[4], id) or '0')
+        out[#out + 1] = envelopes[i] or ''
+        out[#out + 1] = tonumber(retries[i] or '0')
         out[#out + 1] = 2 - lane
         out[#out + 1] = delivery
-        taken = taken + 1
       end
+      call_chunked('HSET', KEYS[6], held)
+      taken = taken + #ids
     end
   end
 end

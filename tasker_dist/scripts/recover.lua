@@ -18,10 +18,9 @@ local moved = 0
 for i = 1, #ARGV - 1 do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[1 + i])
   if score and (not only_stale or tonumber(score) < now) then
-    for _, id in ipairs(redis.call('HKEYS', KEYS[1 + 3 * i])) do
-      redis.call('RPUSH', KEYS[2], id)
-      moved = moved + 1
-    end
+    local ids = redis.call('HKEYS', KEYS[1 + 3 * i])
+    call_chunked('RPUSH', KEYS[2], ids)
+    moved = moved + #ids
     redis.call('DEL', KEYS[1 + 3 * i], KEYS[2 + 3 * i])
     redis.call('ZREM', KEYS[1], ARGV[1 + i])
     if only_stale then

@@ -1,0 +1,22 @@
+-- Helpers put in front of every script (see __init__.py). A command over many fields is
+-- one call, not one per field (each redis.call costs about a microsecond), but Redis's
+-- Lua unpacks at most about 8,000 values into a call: so in chunks.
+local CHUNK = 1000 -- even, so that field/value pairs stay whole
+
+-- `command key values...`, in chunks.
+local function call_chunked(command, key, values)
+  for i = 1, #values, CHUNK do
+    redis.call(command, key, unpack(values, i, math.min(i + CHUNK - 1, #values)))
+  end
+end
+
+-- HMGET of any number of fields: their values (false where missing), in order.
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
