@@ -5,12 +5,12 @@
 
 Queues ``--tasks`` no-ops (the W1 task, signed), starts ``tasker-worker ... --processes 1``
 under ``py-spy record --subprocesses --idle`` (wall-clock samples, idle threads
-included, so time spent waiting on Redis shows), waits until the queue is drained, stops
-the worker, and prints where the worker process's threads spend their samples: per
-thread, the share of each function (self time, then inclusive). The collapsed stacks are
-kept in ``--out`` for flame graphs (``flamegraph.pl``, speedscope). Needs ``py-spy`` on
-PATH (``pip install py-spy``) and permission to ptrace its children (root, or
-``kernel.yama.ptrace_scope=0``).
+included, so time spent waiting on Redis shows; ``--cpu-only``: on-CPU samples only),
+waits until the queue is drained, stops the worker, and prints where the worker
+process's threads spend their samples: per thread, the share of each function (self
+time, then inclusive). The collapsed stacks are kept in ``--out`` for flame graphs
+(``flamegraph.pl``, speedscope). Needs ``py-spy`` on PATH (``pip install py-spy``) and
+permission to ptrace its children (root, or ``kernel.yama.ptrace_scope=0``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def _main() -> int:
     p.add_argument("--out", type=Path, default=Path("profile-worker.txt"))
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=25, help="functions shown per thread")
+    p.add_argument(
+        "--cpu-only", action="store_true", help="on-CPU samples only (no --idle): where CPU goes"
+    )
     args = p.parse_args()
     if shutil.which("py-spy") is None:
         print("profile_worker.py: py-spy is not on PATH (pip install py-spy)", file=sys.stderr)
@@ -60,7 +63,8 @@ def _main() -> int:
             *("--redis-url", server.url, "--processes", "1", "--log-level", "WARNING"),
         ]
         spy = subprocess.Popen(
-            ["py-spy", "record", "--subprocesses", "--idle", "--threads", "--format", "raw",
+            ["py-spy", "record", "--subprocesses", "--threads", "--format", "raw",
+             *([] if args.cpu_only else ["--idle"]),
              "--rate", str(args.rate), "--output", str(args.out), "--", *worker],
             env={**os.environ, "TASKER_SECRET": BENCH_SECRET},
         )  # fmt: skip
