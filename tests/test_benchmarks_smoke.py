@@ -51,3 +51,20 @@ def test_smoke_run_measures_every_workload_and_cleans_up(tmp_path: Path) -> None
     port = url.rsplit(b":", 1)[1].split(b"/")[0]
     assert _processes_mentioning(url) == []
     assert _processes_mentioning(b"--port\x00" + port + b"\x00") == []
+
+
+def test_soak_reports_no_loss_no_leftovers_and_memory_back(tmp_path: Path) -> None:
+    # The soak's own checks (exit code 0): every task completed, nothing left in any
+    # in-flight structure, Redis's memory back to where it started once results expired.
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--tasks", "5000",
+         "--result-ttl", "1", "--json", str(out)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "lost: 0; left in flight: 0" in proc.stdout
+    soak = json.loads(out.read_text())
+    assert soak["completed"] == 5000
+    assert soak["samples"], "sampled at least once"
+    assert soak["samples"][-1]["in_flight"]["held (all workers)"] == 0

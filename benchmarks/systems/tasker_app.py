@@ -8,11 +8,14 @@ Tasks are plain importable functions, so producers send them by reference.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from tasker_dist import Config, TaskContext
 
-__all__ = ["async_sleep", "config", "noop", "sleep"]
+__all__ = ["SOAK_RESULT_TTL_ENV", "async_sleep", "config", "noop", "sleep", "soak_config"]
+
+SOAK_RESULT_TTL_ENV = "TASKER_SOAK_RESULT_TTL_S"
 
 
 def _no_resource() -> None:
@@ -32,3 +35,10 @@ def sleep(ctx: TaskContext, resource: None) -> None:
 
 async def async_sleep(ctx: TaskContext, resource: None) -> None:
     await asyncio.sleep(0.01)
+
+
+#: The soak (``benchmarks/soak.py``): results expire soon (15 s; the soak's smoke test
+#: sets less), so that Redis's memory can be seen to go back to where it started.
+soak_config: Config[None] = Config(
+    on_create=_no_resource, result_ttl=float(os.environ.get(SOAK_RESULT_TTL_ENV, "15"))
+)
