@@ -1,4 +1,4 @@
-"""`burst_delta` (SPEC §4 burst, both directions) and the fetcher's `batch_size`."""
+"""`burst_delta` (SPEC §4 burst, both directions) and the fetcher's batch sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from tasker_dist.worker.burst import BurstSample, burst_delta
-from tasker_dist.worker.fetcher import BATCH_BUDGET_S, MAX_PER_SLOT, batch_size
+from tasker_dist.worker.fetcher import BATCH_BUDGET_S, MAX_PER_SLOT, ahead_of_slots, per_slot
 
 BASE = 2
 LIMIT = 6
@@ -118,34 +118,31 @@ def test_bounds_hold_for_every_sample() -> None:
 # -- batch size -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("waiting", [0, -1])
-def test_batch_size_zero_without_waiting_slots(waiting: int) -> None:
-    assert batch_size(waiting, 0.0001) == 0
-    assert batch_size(waiting, None) == 0
-
-
 @pytest.mark.parametrize("mean", [None, 0.0, -1.0])
-def test_batch_size_one_per_slot_without_a_known_pace(mean: float | None) -> None:
-    assert batch_size(3, mean) == 3
+def test_one_task_per_slot_without_a_known_pace(mean: float | None) -> None:
+    assert per_slot(mean) == 1
+    assert ahead_of_slots(50, mean) == 0
 
 
-def test_batch_size_one_per_slot_for_long_tasks() -> None:
-    assert batch_size(4, 1.0) == 4
-    assert batch_size(4, BATCH_BUDGET_S) == 4
-    assert batch_size(4, BATCH_BUDGET_S * 1.5) == 4
+def test_one_task_per_slot_for_long_tasks() -> None:
+    assert per_slot(1.0) == 1
+    assert per_slot(BATCH_BUDGET_S) == 1
+    assert per_slot(BATCH_BUDGET_S * 1.5) == 1
 
 
-def test_batch_size_takes_a_budget_of_short_tasks_per_slot() -> None:
-    per_slot = int(BATCH_BUDGET_S / 0.0001)
-    assert 1 < per_slot < MAX_PER_SLOT
-    assert batch_size(3, 0.0001) == 3 * per_slot
+def test_a_budget_of_short_tasks_per_slot() -> None:
+    expected = int(BATCH_BUDGET_S / 0.0001)
+    assert 1 < expected < MAX_PER_SLOT
+    assert per_slot(0.0001) == expected
 
 
-def test_batch_size_is_capped_per_slot() -> None:
-    assert batch_size(2, 1e-9) == 2 * MAX_PER_SLOT
+def test_short_tasks_are_capped_per_slot() -> None:
+    assert per_slot(1e-9) == MAX_PER_SLOT
 
 
-def test_batch_size_grows_with_waiting_slots() -> None:
-    sizes = [batch_size(n, 0.0005) for n in range(1, 6)]
-    assert sizes == sorted(sizes)
-    assert sizes[4] == 5 * sizes[0]
+def test_a_budget_of_the_pools_work_ahead_of_longer_tasks() -> None:
+    # 50 slots of 10 ms tasks: 2 ms of the pool's work is 10 tasks
+    assert ahead_of_slots(50, 0.010) == int(50 * BATCH_BUDGET_S / 0.010) == 10
+    assert ahead_of_slots(50, 1.0) == 0  # tasks of a second are never fetched ahead
+    assert ahead_of_slots(1, 0.010) == 0
+    assert ahead_of_slots(4, BATCH_BUDGET_S / 1.5) == 4  # at most one per slot

@@ -2,9 +2,10 @@
 
 A batch is sized to about `BATCH_BUDGET_S` of work per slot: short tasks come many per
 round trip, long ones one per slot, and a priority task that arrives meanwhile waits at
-most about that long. Long tasks are fetched only when a slot waits for work, so they are
-not hoarded while other workers are idle; for short ones the next batch is fetched when
-the buffer is half empty, so slots never wait for a round trip. With nothing queued it
+most about that long. Longer tasks are fetched for slots that wait, plus about that much
+of the pool's work ahead (none for tasks of a second), so they are not hoarded while
+other workers are idle; for short ones the next batch is fetched when the buffer is half
+empty, so slots never wait for a round trip. With nothing queued it
 blocks on the queue's signal list instead of polling.
 """
 
@@ -20,7 +21,7 @@ from ..store import QueueStore
 from .job import Job
 from .local_queue import LocalQueue
 
-__all__ = ["BATCH_BUDGET_S", "Fetcher", "batch_size"]
+__all__ = ["BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "ahead_of_slots", "per_slot"]
 
 log = logging.getLogger("tasker_dist.worker")
 
@@ -35,9 +36,12 @@ def per_slot(mean_exec_s: float | None) -> int:
     return max(1, min(MAX_PER_SLOT, int(BATCH_BUDGET_S / mean_exec_s)))
 
 
-def batch_size(waiting_slots: int, mean_exec_s: float | None) -> int:
-    """How many tasks to take for ``waiting_slots`` idle slots."""
-    return max(0, waiting_slots) * per_slot(mean_exec_s)
+def ahead_of_slots(slots: int, mean_exec_s: float | None) -> int:
+    """Tasks of ``mean_exec_s`` (too long for `per_slot` batches) to keep buffered for
+    ``slots`` slots: about `BATCH_BUDGET_S` of their work."""
+    if mean_exec_s is None or mean_exec_s <= 0:
+        return 0
+    return min(slots, int(slots * BATCH_BUDGET_S / mean_exec_s))
 
 
 class Fetcher:
@@ -73,12 +77,18 @@ class Fetcher:
 
     def _wanted(self) -> int:
         """Wait until tasks are wanted; how many to fetch (0: none yet)."""
-        each = per_slot(self._mean_exec_s())
+        mean = self._mean_exec_s()
+        each = per_slot(mean)
         target = self._slots() * each  # about BATCH_BUDGET_S of work for every slot
-        low_water = target // 2 if each > 1 else 0
+        if each == 1:
+            # Longer tasks: for the slots that wait now, plus a few ahead so that slots
+            # finishing together do not each wait a round trip; ahead of them is at most
+            # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
+            ahead = ahead_of_slots(self._slots(), mean)
+            waiting, buffered = self._local.wait_for_room(0.25, ahead)
+            return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
+        low_water = target // 2
         waiting, buffered = self._local.wait_for_room(0.25, low_water)
-        if each == 1:  # long tasks: only for slots that wait now
-            return waiting - buffered
         return target - buffered if buffered < low_water or waiting > buffered else 0
 
     def _reconcile(self) -> None:
