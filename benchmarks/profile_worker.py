@@ -2,6 +2,7 @@
 
     python benchmarks/profile_worker.py                    # 200,000 tasks, 1 worker process
     python benchmarks/profile_worker.py --tasks 500000 --out /tmp/w.txt
+    python benchmarks/profile_worker.py --no-spy --processes 2   # CPU per task, undisturbed
 
 Queues ``--tasks`` no-ops (the W1 task, signed), starts ``tasker-worker ... --processes 1``
 under ``py-spy record --subprocesses --idle`` (wall-clock samples, idle threads
@@ -29,6 +30,9 @@ from pathlib import Path
 # as run.py: import the package from the repository root, not from benchmarks/ itself
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import redis  # noqa: E402
+
+from benchmarks.procs import tree_cpu_s, tree_pids  # noqa: E402
 from benchmarks.redis_server import RedisServer  # noqa: E402
 from benchmarks.systems.base import bin_path  # noqa: E402
 from benchmarks.systems.tasker import BENCH_SECRET  # noqa: E402
@@ -40,14 +44,18 @@ from tasker_dist.keys import QueueKeys  # noqa: E402
 def _main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", type=int, default=200_000)
+    p.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--out", type=Path, default=Path("profile-worker.txt"))
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=25, help="functions shown per thread")
     p.add_argument(
         "--cpu-only", action="store_true", help="on-CPU samples only (no --idle): where CPU goes"
     )
+    p.add_argument(
+        "--no-spy", action="store_true", help="no py-spy: only the CPU cost per task, undisturbed"
+    )
     args = p.parse_args()
-    if shutil.which("py-spy") is None:
+    if not args.no_spy and shutil.which("py-spy") is None:
         print("profile_worker.py: py-spy is not on PATH (pip install py-spy)", file=sys.stderr)
         return 2
     with (
@@ -57,39 +65,62 @@ def _main() -> int:
         with Producer(server.url, secret=BENCH_SECRET) as producer:
             for start in range(0, args.tasks, 10_000):
                 producer.enqueue_many(noop, [()] * min(10_000, args.tasks - start))
+        client = server.client
         pending = QueueKeys(producer.queue).pending
         worker = [
             *(bin_path("tasker-worker"), "benchmarks.systems.tasker_app:config"),
-            *("--redis-url", server.url, "--processes", "1", "--log-level", "WARNING"),
+            *("--redis-url", server.url, "--processes", str(args.processes)),
+            *("--log-level", "WARNING"),
         ]
-        spy = subprocess.Popen(
-            ["py-spy", "record", "--subprocesses", "--threads", "--format", "raw",
-             *([] if args.cpu_only else ["--idle"]),
-             "--rate", str(args.rate), "--output", str(args.out), "--", *worker],
-            env={**os.environ, "TASKER_SECRET": BENCH_SECRET},
-        )  # fmt: skip
+        spy = [] if args.no_spy else [
+            "py-spy", "record", "--subprocesses", "--threads", "--format", "raw",
+            *([] if args.cpu_only else ["--idle"]),
+            "--rate", str(args.rate), "--output", str(args.out), "--",
+        ]  # fmt: skip
+        redis_cpu = _redis_cpu_s(client)
+        proc = subprocess.Popen([*spy, *worker], env={**os.environ, "TASKER_SECRET": BENCH_SECRET})
         started = time.monotonic()
+        first: float | None = None
         deadline = started + 600
-        while server.client.llen(pending) > 0 or server.client.dbsize() < args.tasks:
-            if time.monotonic() > deadline or spy.poll() is not None:
+        while client.llen(pending) > 0 or client.dbsize() < args.tasks:
+            if first is None and client.llen(pending) < args.tasks:
+                first = time.monotonic()
+            if time.monotonic() > deadline or proc.poll() is not None:
                 print("profile_worker.py: the worker did not drain the queue", file=sys.stderr)
-                spy.kill()
+                proc.kill()
                 return 1
-            time.sleep(0.05)
+            time.sleep(0.005)
         elapsed = time.monotonic() - started
-        _stop_worker(spy.pid)
-        spy.wait(60)
-    print(f"{args.tasks} tasks drained in {elapsed:.2f}s from worker start "
-          f"({args.tasks / elapsed:,.0f}/s, py-spy slows the worker)")  # fmt: skip
-    _summarise(args.out, args.top)
+        redis_cpu = _redis_cpu_s(client) - redis_cpu
+        workers = tree_pids([proc.pid]) - {proc.pid} if spy else tree_pids([proc.pid])
+        worker_cpu = tree_cpu_s(workers)
+        _stop(proc.pid, under_spy=bool(spy))
+        proc.wait(60)
+    n = args.tasks
+    since_first = started + elapsed - (first or started)
+    print(f"{n:,} tasks, {args.processes} worker process(es): drained in {elapsed:.2f} s from "
+          f"worker start ({n / elapsed:,.0f}/s), {n / since_first:,.0f}/s from the first "
+          f"fetch{'; py-spy slows the worker' if spy else ''}")  # fmt: skip
+    print(f"CPU per task: Redis {redis_cpu / n * 1e6:.1f} us, worker processes "
+          f"{worker_cpu / n * 1e6:.1f} us (with their start-up)")  # fmt: skip
+    if spy:
+        _summarise(args.out, args.top)
     return 0
 
 
-def _stop_worker(spy_pid: int) -> None:
-    """SIGTERM the tasker-worker under py-spy (py-spy then writes its output and exits)."""
-    children = Path(f"/proc/{spy_pid}/task/{spy_pid}/children").read_text().split()
-    for pid in children:
-        os.kill(int(pid), signal.SIGTERM)
+def _redis_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
+
+def _stop(pid: int, under_spy: bool) -> None:
+    """SIGTERM the tasker-worker (under py-spy: its child; py-spy then writes its output
+    and exits)."""
+    if not under_spy:
+        os.kill(pid, signal.SIGTERM)
+        return
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        os.kill(int(child), signal.SIGTERM)
 
 
 def _summarise(path: Path, top: int) -> None:
