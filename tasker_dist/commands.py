@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import histogram
 from .keys import QueueKeys
@@ -44,8 +44,7 @@ class ScriptCall:
     args: list[Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
+class Fetched(NamedTuple):  # not a frozen dataclass: one per task, and 3x faster to make
     """One task taken from the queue: its id, envelope (b"" if none is stored), retries
     so far, lane, and delivery number (the fencing token of this hold on it)."""
 
@@ -56,8 +55,7 @@ class Fetched:
     delivery: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):  # as Fetched
     """What a worker reports for one task: its status, the result to store (not for
     ``RETRIED``), and how long it waited and ran (None if it never ran)."""
 
@@ -103,11 +101,14 @@ def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
 def complete_call(
     keys: QueueKeys, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[Finished]
 ) -> ScriptCall:
-    args: list[Any] = [ttl_ms, failed_cap]
+    args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix]
+    results: list[bytes] = []
+    result_prefix = raw(keys.result(""))
     for f in finished:
+        task_id = raw(f.task_id)
+        results.append(result_prefix + task_id)
         args.extend((
-            raw(f.task_id), f.delivery, f.status, f.result, f.reply_to,
-            raw(keys.done_channel(f.task_id)),
+            task_id, f.delivery, f.status, f.result, f.reply_to,
             round(f.exec_s * 1e6) if f.exec_s is not None else -1,
             round((f.wait_s or 0.0) * 1e6),
             histogram.bucket_of(f.exec_s) if f.exec_s is not None else 0,
@@ -117,7 +118,7 @@ def complete_call(
         "complete",
         [keys.tasks, keys.retries, keys.deliveries, keys.held(worker_id), keys.counters,
          keys.histogram, keys.rates, keys.priority, keys.signal, keys.failed,
-         keys.failed_index, *(raw(keys.result(f.task_id)) for f in finished)],
+         keys.failed_index, *results],
         args,
     )  # fmt: skip
 

@@ -114,4 +114,9 @@ class QueueKeys:
 
     def done_channel(self, task_id: str) -> str:
         """Pub/sub channel announcing that one task finished (for `Producer.result`)."""
-        return f"{self.tag}:done:{task_id}"
+        return f"{self.done_prefix}{task_id}"
+
+    @property
+    def done_prefix(self) -> str:
+        """`done_channel` without the id (complete.lua appends the ids itself)."""
+        return f"{self.tag}:done:"

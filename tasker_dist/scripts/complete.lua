@@ -5,9 +5,10 @@
 -- KEYS[10] failed hash   KEYS[11] failed index zset
 -- KEYS[11 + i] result key of task i
 -- ARGV[1] result TTL (ms)   ARGV[2] failed store cap (entries)
--- then per task a group of 10:
+-- ARGV[3] done channel prefix (a task's done channel is the prefix and its id)
+-- then per task a group of 9:
 --   task id, delivery (fencing token), status, result envelope ('' for none),
---   reply channel ('' for none), done channel, execution time (us, -1 if it never ran),
+--   reply channel ('' for none), execution time (us, -1 if it never ran),
 --   wait time (us), histogram bucket, failed-store record ('' for none)
 -- status 'retried': the id goes to the head of the priority lane, its retries + 1.
 -- status 'completed' or 'failed': the result is stored with the TTL, published on the
@@ -27,11 +28,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stored_failed = false
 local ids = {}
-for o = 3, #ARGV, 10 do ids[#ids + 1] = ARGV[o] end
+for o = 4, #ARGV, 9 do ids[#ids + 1] = ARGV[o] end
 local held = hmget(KEYS[4], ids)
 local done, finished, seen = {}, {}, {}
 for i, id in ipairs(ids) do
-  local o = 3 + (i - 1) * 10
+  local o = 4 + (i - 1) * 9
   local status = ARGV[o + 2]
   if held[i] == ARGV[o + 1] and not seen[id] then
     seen[id] = true
@@ -46,23 +47,23 @@ for i, id in ipairs(ids) do
         if ARGV[o + 4] ~= '' then
           redis.call('PUBLISH', ARGV[o + 4], ARGV[o + 3])
         end
-        redis.call('PUBLISH', ARGV[o + 5], '1')
+        redis.call('PUBLISH', ARGV[3] .. id, '1')
       end
-      if ARGV[o + 9] ~= '' then
-        redis.call('HSET', KEYS[10], id, ARGV[o + 9])
+      if ARGV[o + 8] ~= '' then
+        redis.call('HSET', KEYS[10], id, ARGV[o + 8])
         redis.call('ZADD', KEYS[11], now, id)
         stored_failed = true
       end
     end
     count[status] = count[status] + 1
-    local us = tonumber(ARGV[o + 6])
+    local us = tonumber(ARGV[o + 5])
     if us >= 0 then
       executions = executions + 1
       exec_sum = exec_sum + us
-      wait_sum = wait_sum + tonumber(ARGV[o + 7])
+      wait_sum = wait_sum + tonumber(ARGV[o + 6])
       if lo == nil or us < lo then lo = us end
       if hi == nil or us > hi then hi = us end
-      local b = ARGV[o + 8]
+      local b = ARGV[o + 7]
       buckets[b] = (buckets[b] or 0) + 1
     end
   else

@@ -12,8 +12,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import codec
 from ..callables import CallableCache
@@ -40,8 +39,7 @@ __all__ = ["Executor", "Report"]
 log = logging.getLogger("tasker_dist.worker")
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(NamedTuple):  # as `Fetched`: one per task
     """What happened to one task; ``unhealthy`` asks the slot to replace its resource."""
 
     finished: Finished
@@ -133,7 +131,7 @@ class Executor:
         on_start(job)
         try:
             value = fn(job.ctx, resource, *args, **kwargs)
-            if inspect.isawaitable(value):
+            if value is not None and inspect.isawaitable(value):
                 job.async_future = self._aloop.submit(_await(value))
                 if job.ctx.cancelled:  # killed or timed out before the coroutine started
                     job.async_future.cancel()

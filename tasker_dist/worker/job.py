@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..commands import Fetched
@@ -13,7 +13,11 @@ from ..context import TaskContext
 __all__ = ["Job"]
 
 
-@dataclass(eq=False)
+# Settling takes a moment, once per job: one lock for all (a Lock per job costs more).
+_SETTLE = threading.Lock()
+
+
+@dataclass(eq=False, slots=True)
 class Job:
     """A fetched task. Whoever settles it first (the slot that ran it, the timeout
     watchdog, or a kill) reports its outcome; later reports are dropped."""
@@ -27,7 +31,6 @@ class Job:
     wait_s: float | None = None
     exec_s: float | None = None
     _settled: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def task_id(self) -> str:
@@ -35,7 +38,7 @@ class Job:
 
     def settle(self) -> bool:
         """True for the first caller only."""
-        with self._lock:
+        with _SETTLE:
             if self._settled:
                 return False
             self._settled = True
