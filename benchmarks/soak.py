@@ -17,8 +17,9 @@ written it waits for them to expire and reports, as a table:
 - Redis ``used_memory`` before the first task, at its peak, and once the results expired;
 - the largest size each in-flight structure reached, and its size at the end (0).
 
-Exit code 1 if a task was lost (fewer completions than tasks), anything is left in flight
-at the end, or Redis's memory did not come back to within 1 MiB of where it started.
+``--write-readme`` puts the table in benchmarks/README.md. Exit code 1 if a task was lost
+(fewer completions than tasks), anything is left in flight at the end, or Redis's memory
+did not come back to within 1 MiB of where it started.
 """
 
 from __future__ import annotations
@@ -222,17 +223,37 @@ def report(soak: Soak) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+_README = Path(__file__).resolve().parent / "README.md"
+_BEGIN, _END = "<!-- soak:begin -->", "<!-- soak:end -->"
+
+
+def _write_readme(text: str) -> None:
+    readme = _README.read_text()
+    head, _, rest = readme.partition(_BEGIN)
+    _, _, tail = rest.partition(_END)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = "python benchmarks/soak.py " + " ".join(sys.argv[1:])
+    _README.write_text(
+        f"{head}{_BEGIN}\nCommand: `{command.strip()}` ({when}).\n\n{text}\n{_END}{tail}"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", type=int, default=1_000_000)
     p.add_argument("--backlog", type=int, default=50_000, help="most tasks queued at once")
     p.add_argument("--result-ttl", type=float, default=15.0, help="seconds results are kept")
     p.add_argument("--json", type=Path, help="also write every sample here")
+    p.add_argument(
+        "--write-readme", action="store_true", help="put the table in benchmarks/README.md"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="tasker-soak-") as tmp:
         soak = run(args.tasks, args.backlog, args.result_ttl, Path(tmp))
     text, ok = report(soak)
     print(text)
+    if args.write_readme:
+        _write_readme(text)
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(soak), indent=1))
     return 0 if ok else 1
