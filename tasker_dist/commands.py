@@ -138,7 +138,7 @@ def recover_call(keys: QueueKeys, worker_ids: Sequence[str], only_stale: bool) -
     for wid in worker_ids:
         worker_keys.extend((keys.held(wid), keys.worker(wid), keys.tombstone(wid)))
     return ScriptCall(
-        "recover", [keys.workers, keys.priority, keys.signal, *worker_keys],
+        "recover", [keys.workers, keys.priority, keys.signal, keys.deliveries, *worker_keys],
         [1 if only_stale else 0, *worker_ids],
     )  # fmt: skip
 

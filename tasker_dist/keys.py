@@ -55,7 +55,8 @@ class QueueKeys:
 
     @property
     def deliveries(self) -> str:
-        """Hash task id -> times it was taken by a worker (not counting hand-backs)."""
+        """Hash task id -> times it was taken by a worker (not counting hand-backs), for
+        tasks handed back; while a task is held, its count is in the held hash."""
         return f"{self.tag}:deliveries"
 
     @property

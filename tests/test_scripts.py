@@ -343,6 +343,7 @@ def test_complete_retry_twice_counts_retries(
         assert fake.hget(keys.retries, "a") == str(expected).encode()
     [fetched] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert fetched.retries == 2
+    assert fetched.delivery == 3  # each retry was a delivery: one run per delivery so far
     assert fake.hget(keys.counters, "retried") == b"2"
 
 
@@ -787,10 +788,12 @@ def test_batches_of_thousands_of_tasks_on_a_real_server(redis_url: str, queue: s
         assert real.client.get(keys.result(done[-1].task_id)) == done[-1].task_id.encode()
         assert real.client.hlen(keys.held(WID)) == len(rest)
         assert real.client.hlen(keys.tasks) == len(rest)
-        assert real.client.hlen(keys.deliveries) == len(rest)
         assert real.complete(WID, TTL_MS, CAP, finished) == len(done)  # fenced: once
         assert real.recover([WID], only_stale=False) == len(rest)
         assert real.client.llen(keys.priority) == len(rest)
         assert not real.client.exists(keys.held(WID))
+        # their delivery counts went with them: the next fetch is their second delivery
+        _, again = real.fetch(WID, n, HB_TTL_MS)
+        assert sorted((f.task_id, f.delivery) for f in again) == [(f.task_id, 2) for f in rest]
     finally:
         real.close()

@@ -39,6 +39,7 @@ for i, id in ipairs(ids) do
     done[#done + 1] = id
     if status == 'retried' then
       redis.call('HINCRBY', KEYS[2], id, 1)
+      redis.call('HSET', KEYS[3], id, ARGV[o + 1]) -- its delivery count, off the held hash
       redis.call('RPUSH', KEYS[8], id)
     else
       finished[#finished + 1] = id

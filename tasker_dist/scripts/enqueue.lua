@@ -4,10 +4,10 @@
 -- ARGV[1] id of task 1, ARGV[2] envelope of task 1, ARGV[3] id of task 2, ...
 -- Returns the number of tasks queued.
 local n = #ARGV / 2
-for i = 1, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('LPUSH', KEYS[2], ARGV[i])
-end
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+call_chunked('HSET', KEYS[1], ARGV)
+call_chunked('LPUSH', KEYS[2], ids)
 redis.call('HINCRBY', KEYS[4], 'arrived', n)
 redis.call('HINCRBY', KEYS[5], 'a:' .. redis.call('TIME')[1], n)
 if redis.call('LLEN', KEYS[3]) == 0 then

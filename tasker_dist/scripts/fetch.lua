@@ -8,7 +8,10 @@
 -- Returns {now_ms, then per task: id, envelope, retries, lane, delivery}
 -- lane is 1 for priority, 0 for pending. delivery counts the times the task was taken
 -- (hand-backs on stop or kill do not count); it is also the fencing token: the caller's
--- held hash maps the id to it, and only that delivery may finish the task. An id with
+-- held hash maps the id to it, and only that delivery may finish the task. While a task
+-- is held its count lives in the held hash only; the deliveries hash keeps the counts
+-- of tasks handed back (recovered, retried, or returned on stop), so a first delivery
+-- costs no write there. An id with
 -- no envelope (garbage pushed on a lane) is returned with an empty envelope, so the
 -- caller can put it in the failed store.
 -- If work is left behind, a token is pushed on the signal list so another blocked
@@ -25,9 +28,10 @@ for lane = 1, 2 do
     if ids then
       local envelopes = hmget(KEYS[3], ids)
       local retries = hmget(KEYS[4], ids)
+      local counts = hmget(KEYS[5], ids)
       local held = {}
       for i, id in ipairs(ids) do
-        local delivery = redis.call('HINCRBY', KEYS[5], id, 1)
+        local delivery = tonumber(counts[i] or '0') + 1
         held[#held + 1] = id
         held[#held + 1] = delivery
         out[#out + 1] = id

@@ -1,12 +1,14 @@
 -- Hand every task held by stale (or leaving) workers back, ahead of normal work.
 -- KEYS[1] workers zset    KEYS[2] priority list    KEYS[3] signal list
--- KEYS[1 + 3i] held hash of worker i    KEYS[2 + 3i] stats hash of worker i
--- KEYS[3 + 3i] tombstone of worker i (set when it is taken for dead, for one day, so
+-- KEYS[4] deliveries hash
+-- KEYS[2 + 3i] held hash of worker i    KEYS[3 + 3i] stats hash of worker i
+-- KEYS[4 + 3i] tombstone of worker i (set when it is taken for dead, for one day, so
 --              that it learns of it if it comes back)
 -- ARGV[1] 1 to recover only workers whose heartbeat went stale (the workers zset score,
 --         Redis time in ms, is in the past), 0 for a worker leaving on purpose
 -- ARGV[1 + i] id of worker i
--- The tasks keep their delivery count, so one that keeps killing its worker is caught.
+-- The tasks keep their delivery count (moved from the held hash to the deliveries
+-- hash), so one that keeps killing its worker is caught.
 -- Each worker is checked again here, atomically: one that heartbeated meanwhile is left
 -- alone, and one already recovered (by another worker) is no longer in the zset, so each
 -- task is handed back exactly once however many workers recover at the same time.
@@ -18,13 +20,16 @@ local moved = 0
 for i = 1, #ARGV - 1 do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[1 + i])
   if score and (not only_stale or tonumber(score) < now) then
-    local ids = redis.call('HKEYS', KEYS[1 + 3 * i])
+    local held = redis.call('HGETALL', KEYS[2 + 3 * i])
+    local ids = {}
+    for j = 1, #held, 2 do ids[#ids + 1] = held[j] end
+    call_chunked('HSET', KEYS[4], held)
     call_chunked('RPUSH', KEYS[2], ids)
     moved = moved + #ids
-    redis.call('DEL', KEYS[1 + 3 * i], KEYS[2 + 3 * i])
+    redis.call('DEL', KEYS[2 + 3 * i], KEYS[3 + 3 * i])
     redis.call('ZREM', KEYS[1], ARGV[1 + i])
     if only_stale then
-      redis.call('SET', KEYS[3 + 3 * i], now, 'PX', 86400000)
+      redis.call('SET', KEYS[4 + 3 * i], now, 'PX', 86400000)
     end
   end
 end

@@ -11,7 +11,12 @@ for o = #ARGV - 1, 1, -2 do
   local id = ARGV[o]
   if redis.call('HGET', KEYS[1], id) == ARGV[o + 1] then
     redis.call('HDEL', KEYS[1], id)
-    redis.call('HINCRBY', KEYS[4], id, -1)
+    local before = tonumber(ARGV[o + 1]) - 1 -- this delivery does not count
+    if before > 0 then
+      redis.call('HSET', KEYS[4], id, before)
+    else
+      redis.call('HDEL', KEYS[4], id)
+    end
     redis.call('RPUSH', KEYS[2], id)
     n = n + 1
   end
