@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import cloudpickle
 import msgpack
@@ -55,6 +55,7 @@ __all__ = [
 VERSION: Final = 1
 FLAG_ONCE: Final = 1
 _OK: Final = 0
+_PACKED_NONE: Final = codec.pack(None)
 _FAILED: Final = 1
 
 
@@ -80,8 +81,7 @@ _PLAIN: dict[str, type[Exception]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class TaskEnvelope:
+class TaskEnvelope(NamedTuple):  # not a frozen dataclass: one per task, 3x faster to make
     task_id: str
     fn: bytes
     args: bytes
@@ -194,7 +194,8 @@ class Failure:
 
 def encode_success(task_id: str, value: object) -> bytes:
     """Raises `SerializationError` if ``value`` cannot be serialized."""
-    return msgpack.packb([VERSION, task_id, _OK, codec.pack(value)], use_bin_type=True)
+    packed = _PACKED_NONE if value is None else codec.pack(value)  # None: most tasks
+    return msgpack.packb([VERSION, task_id, _OK, packed], use_bin_type=True)
 
 
 def encode_failure(task_id: str, failure: Failure) -> bytes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from tasker_dist import ConfigError, PayloadRejected, Producer
@@ -25,6 +28,16 @@ def test_any_altered_byte_is_refused(position: int) -> None:
     frame[position] ^= 0x01
     with pytest.raises(PayloadRejected):
         Signer(SECRET).open(bytes(frame))
+
+
+@pytest.mark.parametrize("key_bytes", [16, 32, 63, 64, 65, 200])
+@pytest.mark.parametrize("envelope", [b"", b"x", b"\x00\xff" * 1000])
+def test_frames_carry_the_standard_hmac_sha256(key_bytes: int, envelope: bytes) -> None:
+    # Any HMAC-SHA256 implementation (another language's worker, an auditor) must agree.
+    secret = bytes(range(256))[:key_bytes]
+    frame = Signer(secret).seal(envelope)
+    assert frame[1:33] == hmac.new(secret, envelope, hashlib.sha256).digest()
+    assert frame == b"\x01" + frame[1:33] + envelope
 
 
 def test_a_different_secret_does_not_verify() -> None:
