@@ -191,7 +191,8 @@ def report(soak: Soak) -> tuple[str, bool]:
     lines = [
         f"{soak.tasks:,} no-op tasks, 2 daemons x 1 process, results kept "
         f"{soak.result_ttl_s:g} s: all completed in {soak.drain_s:.1f} s "
-        f"({soak.tasks / soak.drain_s:,.0f} tasks/s, paced by the producer's backlog), "
+        f"({soak.tasks / soak.drain_s:,.0f} tasks/s: the pace of the one producer, since "
+        f"never more than {max(s.in_flight['pending lane'] for s in samples):,} waited), "
         f"results expired {soak.expire_s:.1f} s later.",
         "",
         "| | warmed up (20% of the tasks done) | largest since | at the end |",
