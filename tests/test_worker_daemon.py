@@ -328,6 +328,26 @@ def test_sigterm_stops_a_daemon_whose_redis_is_gone(
         server.stop()
 
 
+@pytest.mark.parametrize("delay_s", [0.0, 0.02])
+def test_sigterm_while_worker_processes_are_being_started_stops_them_all(
+    start_worker: Callable[..., WorkerProcess], delay_s: float
+) -> None:
+    # Ctrl-C right after starting: the stop must reach every worker process, also those
+    # forked after the signal came.
+    daemon = start_worker("tests.tasks:config", "--processes", "4")
+    seen: set[int] = set()
+    wait_until(lambda: bool(seen.update(daemon.worker_pids()) or seen), timeout=15,
+               message="a first worker process")  # fmt: skip
+    time.sleep(delay_s)  # signal at a different point of the start-up
+    daemon.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while daemon.proc.poll() is None and time.monotonic() < deadline:
+        seen.update(daemon.worker_pids())
+        time.sleep(0.005)
+    assert daemon.proc.poll() == 0, daemon.output()
+    assert not [pid for pid in seen if Path(f"/proc/{pid}").exists()]
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -49,6 +49,8 @@ def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> 
     runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=wake.set)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # the supervisor forks worker processes with these blocked (see supervisor.py)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         runtime.start()
     except TaskerError as exc:

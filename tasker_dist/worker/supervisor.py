@@ -64,9 +64,9 @@ class _Child:
         pid = os.fork()
         if pid == 0:
             _run_child(self.main, self.worker_id, read_fd, write_fd)
+        self.pid = pid  # before unblocking: a signal pending since the fork reaches it
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
-        self.pid = pid
         self.status_fd = read_fd
         self.started_at = time.monotonic()
         self.restart_at = None
@@ -100,9 +100,8 @@ def _run_child(main: WorkerMain, worker_id: str, read_fd: int, write_fd: int) ->
         os.close(read_fd)
         os.setsid()  # a terminal's Ctrl-C reaches the supervisor only, which passes it on
         die_with_parent(signal.SIGKILL)
-        for signum in _FORWARDED:
-            signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        # The forwarded signals are still blocked: `main` unblocks them once its own
+        # handlers replace the supervisor's, so a stop sent while it starts is graceful.
         code = main(worker_id, write_fd)
     except BaseException:
         log.exception("worker process %s failed", worker_id)
@@ -130,10 +129,15 @@ def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
         for child in children:
             child.send_signal(signum)
 
+    def start(child: _Child) -> None:
+        child.start()
+        if signals:  # a stop that came before this child existed is meant for it too
+            child.send_signal(signals[0])
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     for child in children:
-        child.start()
+        start(child)
     while any(c.exit_code is None for c in children):
         for child in children:
             if child.exit_code is not None:
@@ -142,7 +146,7 @@ def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
                 if signals:
                     child.exit_code = EXIT_STOPPED
                 elif time.monotonic() >= child.restart_at:
-                    child.start()
+                    start(child)
                 continue
             code = child.collect()
             if code is None:
@@ -154,7 +158,8 @@ def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
                 continue
             _crashed(child, code, store)
         time.sleep(0.05)
-    return max(c.exit_code or 0 for c in children)
+    # a worker process ended by a signal (negative code) was killed, as far as users go
+    return max(EXIT_KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
 
 
 def _crashed(child: _Child, code: int, store: QueueStore) -> None:
