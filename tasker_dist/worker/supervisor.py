@@ -106,10 +106,12 @@ def _run_child(main: WorkerMain, worker_id: str, read_fd: int, write_fd: int) ->
     except BaseException:
         log.exception("worker process %s failed", worker_id)
     finally:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        try:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:  # even if a flush fails (a closed pipe): never back into the supervisor
+            os._exit(code)
 
 
 def _describe(code: int) -> str:
