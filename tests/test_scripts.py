@@ -283,6 +283,37 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     pubsub.close()
 
 
+def test_complete_of_a_mixed_batch_gives_each_task_its_own_outcome(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    # One batch of every kind of outcome: each result lands under its own task's key.
+    enqueue(store, "failed", "plain1", "replied", "retried", "plain2", "stale")
+    fetch_ids(store)
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(REPLY)
+    batch = [
+        Finished("failed", FAILED, b"r-failed", "", 0.001, 0.0, 1, b"record"),
+        ran("plain1", result=b"r-plain1", exec_us=1_000),
+        ran("replied", result=b"r-replied", reply=REPLY),
+        Finished("retried", RETRIED, b"", "", 0.001, 0.0, 1),
+        ran("plain2", result=b"r-plain2", exec_us=3_000),
+        ran("stale", result=b"r-stale", delivery=7),  # not the delivery held: skipped
+    ]
+    assert store.complete(WID, TTL_MS, CAP, batch) == 1
+    for task_id in ("failed", "plain1", "replied", "plain2"):
+        assert fake.get(keys.result(task_id)) == f"r-{task_id}".encode()
+    assert fake.get(keys.result("stale")) is None
+    assert fake.get(keys.result("retried")) is None
+    assert fake.lrange(keys.priority, 0, -1) == [b"retried"]
+    assert members(fake, keys.failed) == [b"failed"]
+    assert messages(pubsub) == [(REPLY.encode(), b"r-replied")]
+    assert members(fake, keys.held(WID)) == [b"stale"]
+    counters = {k.decode(): int(v) for k, v in fake.hgetall(keys.counters).items()}
+    assert (counters["completed"], counters["failed"], counters["retried"]) == (3, 1, 1)
+    assert counters["executions"] == 5
+    pubsub.close()
+
+
 def test_complete_counts_metrics(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
