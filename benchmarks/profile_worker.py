@@ -34,8 +34,7 @@ import redis  # noqa: E402
 
 from benchmarks.procs import tree_cpu_s, tree_pids  # noqa: E402
 from benchmarks.redis_server import RedisServer  # noqa: E402
-from benchmarks.systems.base import bin_path  # noqa: E402
-from benchmarks.systems.tasker import BENCH_SECRET  # noqa: E402
+from benchmarks.systems.tasker import BENCH_SECRET, worker_command  # noqa: E402
 from benchmarks.systems.tasker_app import noop  # noqa: E402
 from tasker_dist import Producer  # noqa: E402
 from tasker_dist.keys import QueueKeys  # noqa: E402
@@ -67,11 +66,7 @@ def _main() -> int:
                 producer.enqueue_many(noop, [()] * min(10_000, args.tasks - start))
         client = server.client
         pending = QueueKeys(producer.queue).pending
-        worker = [
-            *(bin_path("tasker-worker"), "benchmarks.systems.tasker_app:config"),
-            *("--redis-url", server.url, "--processes", str(args.processes)),
-            *("--log-level", "WARNING"),
-        ]
+        worker = worker_command("config", server.url, args.processes, "--log-level", "WARNING")
         spy = [] if args.no_spy else [
             "py-spy", "record", "--subprocesses", "--threads", "--format", "raw",
             *([] if args.cpu_only else ["--idle"]),

@@ -41,8 +41,7 @@ import redis  # noqa: E402
 
 from benchmarks.procs import WorkerGroup, tree_pids, tree_rss_bytes  # noqa: E402
 from benchmarks.redis_server import RedisServer  # noqa: E402
-from benchmarks.systems.base import bin_path  # noqa: E402
-from benchmarks.systems.tasker import BENCH_SECRET  # noqa: E402
+from benchmarks.systems.tasker import BENCH_SECRET, worker_command  # noqa: E402
 from benchmarks.systems.tasker_app import SOAK_RESULT_TTL_ENV, noop  # noqa: E402
 from tasker_dist import Producer  # noqa: E402
 from tasker_dist.keys import QueueKeys  # noqa: E402
@@ -121,10 +120,7 @@ def run(tasks: int, backlog: int, result_ttl_s: float, workdir: Path) -> Soak:
     ) as producer:  # fmt: skip
         client = server.client
         keys = QueueKeys(producer.queue)
-        command = [
-            *(bin_path("tasker-worker"), "benchmarks.systems.tasker_app:soak_config"),
-            *("--redis-url", server.url, "--processes", "1", "--log-level", "WARNING"),
-        ]
+        command = worker_command("soak_config", server.url, 1, "--log-level", "WARNING")
         env = {**os.environ, "TASKER_SECRET": BENCH_SECRET, SOAK_RESULT_TTL_ENV: str(result_ttl_s)}
         with WorkerGroup([command, command], env, Path.cwd(), workdir / "workers.log") as group:
             deadline = time.monotonic() + 30

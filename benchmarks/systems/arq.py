@@ -3,23 +3,19 @@ from one event loop kept for the producer's life."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.constants import result_key_prefix
 from redis.client import Pipeline
 
-from .base import Handle, System, TaskKind, WorkerSpec, bin_path
+from .base import AsyncSystem, Handle, TaskKind, WorkerSpec, bin_path
 
 __all__ = ["ArqSystem"]
 
 
-class ArqSystem(System):
+class ArqSystem(AsyncSystem):
     def __init__(self, redis_url: str) -> None:
         super().__init__(redis_url)
-        self._loop = asyncio.Runner()
         self._pool: ArqRedis = self._loop.run(create_pool(RedisSettings.from_dsn(redis_url)))
 
     def worker_commands(self, spec: WorkerSpec) -> list[list[str]]:
@@ -29,16 +25,6 @@ class ArqSystem(System):
         job = await self._pool.enqueue_job(str(kind))
         assert job is not None  # None only for a duplicate job id, and ids are random
         return job.job_id
-
-    def enqueue(self, kind: TaskKind) -> Handle:
-        return self._loop.run(self._enqueue(kind))
-
-    def enqueue_batch(self, kind: TaskKind, count: int) -> Sequence[Handle]:
-        # arq has no bulk API: a loop of awaits, all on one event loop run.
-        async def batch() -> list[str]:
-            return [await self._enqueue(kind) for _ in range(count)]
-
-        return self._loop.run(batch())
 
     def probe(self, pipe: Pipeline, handle: Handle) -> None:
         pipe.exists(result_key_prefix + handle)
@@ -53,4 +39,4 @@ class ArqSystem(System):
 
     def close(self) -> None:
         self._loop.run(self._pool.aclose())
-        self._loop.close()
+        super().close()

@@ -9,6 +9,7 @@ system stores a result, so that the harness can tell cheaply when all are stored
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 
 from redis.client import Pipeline
 
-__all__ = ["REPO_ROOT", "Handle", "System", "TaskKind", "WorkerSpec", "bin_path"]
+__all__ = ["REPO_ROOT", "AsyncSystem", "Handle", "System", "TaskKind", "WorkerSpec", "bin_path"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,3 +91,29 @@ class System(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the producer's connections."""
+
+
+class AsyncSystem(System):
+    """A system whose producer API is asyncio-only: one event loop kept for the
+    producer's life, run from the harness's thread."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(redis_url)
+        self._loop = asyncio.Runner()
+
+    @abstractmethod
+    async def _enqueue(self, kind: TaskKind) -> Handle:
+        """Queue one task; its handle."""
+
+    def enqueue(self, kind: TaskKind) -> Handle:
+        return self._loop.run(self._enqueue(kind))
+
+    def enqueue_batch(self, kind: TaskKind, count: int) -> Sequence[Handle]:
+        # No bulk API: a loop of awaits, all in one run of the event loop.
+        async def batch() -> list[Handle]:
+            return [await self._enqueue(kind) for _ in range(count)]
+
+        return self._loop.run(batch())
+
+    def close(self) -> None:
+        self._loop.close()

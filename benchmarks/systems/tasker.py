@@ -13,7 +13,7 @@ from tasker_dist.keys import QueueKeys
 from . import tasker_app
 from .base import Handle, System, TaskKind, WorkerSpec, bin_path
 
-__all__ = ["BENCH_SECRET", "TaskerSystem"]
+__all__ = ["BENCH_SECRET", "TaskerSystem", "worker_command"]
 
 #: Signing stays on: speed that drops guarantees does not count. Producer and workers
 #: share this secret through $TASKER_SECRET, as a deployment would.
@@ -26,6 +26,12 @@ _TASKS: dict[TaskKind, Callable[..., Any]] = {
 }
 
 
+def worker_command(config: str, redis_url: str, processes: int, *extra: str) -> list[str]:
+    """``tasker-worker benchmarks.systems.tasker_app:<config>`` serving ``redis_url``."""
+    return [bin_path("tasker-worker"), f"benchmarks.systems.tasker_app:{config}",
+            "--redis-url", redis_url, "--processes", str(processes), *extra]  # fmt: skip
+
+
 class TaskerSystem(System):
     sleep_kinds = (TaskKind.SLEEP, TaskKind.ASYNC_SLEEP)
 
@@ -35,11 +41,8 @@ class TaskerSystem(System):
         self._keys = QueueKeys(self._producer.queue)
 
     def worker_commands(self, spec: WorkerSpec) -> list[list[str]]:
-        command = [bin_path("tasker-worker"), "benchmarks.systems.tasker_app:config"]
-        command += ["--redis-url", self.redis_url, "--processes", str(spec.processes)]
-        if spec.concurrency is not None:
-            command += ["--workers", str(spec.concurrency)]
-        return [command]
+        workers = [] if spec.concurrency is None else ["--workers", str(spec.concurrency)]
+        return [worker_command("config", self.redis_url, spec.processes, *workers)]
 
     def worker_env(self, spec: WorkerSpec) -> dict[str, str]:
         return {**super().worker_env(spec), "TASKER_SECRET": BENCH_SECRET}

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from redis.client import Pipeline
 
 from . import taskiq_app
-from .base import Handle, System, TaskKind, WorkerSpec, bin_path
+from .base import AsyncSystem, Handle, TaskKind, WorkerSpec, bin_path
 
 __all__ = ["TaskiqSystem"]
 
@@ -20,10 +18,9 @@ _TASKS: dict[TaskKind, Any] = {
 }
 
 
-class TaskiqSystem(System):
+class TaskiqSystem(AsyncSystem):
     def __init__(self, redis_url: str) -> None:
         super().__init__(redis_url)
-        self._loop = asyncio.Runner()
         self._loop.run(taskiq_app.broker.startup())
 
     def worker_commands(self, spec: WorkerSpec) -> list[list[str]]:
@@ -36,16 +33,6 @@ class TaskiqSystem(System):
     async def _enqueue(self, kind: TaskKind) -> str:
         task = await _TASKS[kind].kiq()
         return str(task.task_id)
-
-    def enqueue(self, kind: TaskKind) -> Handle:
-        return self._loop.run(self._enqueue(kind))
-
-    def enqueue_batch(self, kind: TaskKind, count: int) -> Sequence[Handle]:
-        # Taskiq has no bulk API: a loop of awaits, all on one event loop run.
-        async def batch() -> list[str]:
-            return [await self._enqueue(kind) for _ in range(count)]
-
-        return self._loop.run(batch())
 
     def probe(self, pipe: Pipeline, handle: Handle) -> None:
         pipe.exists(handle)  # RedisAsyncResultBackend's key is the bare task id
@@ -60,4 +47,4 @@ class TaskiqSystem(System):
 
     def close(self) -> None:
         self._loop.run(taskiq_app.broker.shutdown())
-        self._loop.close()
+        super().close()

@@ -19,9 +19,14 @@ from ..errors import TaskerError
 from ..store import QueueStore
 from .runtime import WorkerRuntime
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_KILLED", "EXIT_NO_START", "EXIT_STOPPED", "serve"]
+__all__ = [
+    "EXIT_BAD_CONFIG", "EXIT_KILLED", "EXIT_NO_START", "EXIT_STOPPED", "STOP_SIGNALS", "serve",
+]  # fmt: skip
 
 log = logging.getLogger("tasker_dist.worker")
+
+#: Each stops gracefully, the second kills (the supervisor passes them on).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 EXIT_STOPPED = 0
 EXIT_KILLED = 1
@@ -47,10 +52,10 @@ def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> 
         wake.set()
 
     runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=wake.set)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     # the supervisor forks worker processes with these blocked (see supervisor.py)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         runtime.start()
     except TaskerError as exc:

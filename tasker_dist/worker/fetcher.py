@@ -79,14 +79,15 @@ class Fetcher:
         """Wait until tasks are wanted; how many to fetch (0: none yet)."""
         mean = self._mean_exec_s()
         each = per_slot(mean)
-        target = self._slots() * each  # about BATCH_BUDGET_S of work for every slot
+        slots = self._slots()
         if each == 1:
             # Longer tasks: for the slots that wait now, plus a few ahead so that slots
             # finishing together do not each wait a round trip; ahead of them is at most
             # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
-            ahead = ahead_of_slots(self._slots(), mean)
+            ahead = ahead_of_slots(slots, mean)
             waiting, buffered = self._local.wait_for_room(0.25, ahead)
             return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
+        target = slots * each  # about BATCH_BUDGET_S of work for every slot
         low_water = target // 2
         waiting, buffered = self._local.wait_for_room(0.25, low_water)
         return target - buffered if buffered < low_water or waiting > buffered else 0

@@ -23,7 +23,7 @@ from typing import NoReturn
 from ..errors import RedisUnavailable
 from ..processes import die_with_parent
 from ..store import QueueStore
-from .daemon import EXIT_BAD_CONFIG, EXIT_KILLED, EXIT_NO_START, EXIT_STOPPED
+from .daemon import EXIT_BAD_CONFIG, EXIT_KILLED, EXIT_NO_START, EXIT_STOPPED, STOP_SIGNALS
 from .runtime import new_worker_id
 
 __all__ = ["supervise"]
@@ -33,7 +33,6 @@ log = logging.getLogger("tasker_dist.supervisor")
 _FIRST_PAUSE_S = 0.5
 _MAX_PAUSE_S = 30.0
 _HEALTHY_RUN_S = 60.0  # a process that lived this long resets the pause
-_FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
 #: Runs one worker process (in the forked child): (worker id, status fd) -> exit code.
@@ -60,7 +59,7 @@ class _Child:
         # Config module already imported (a fresh interpreter would spend ~0.15 s on
         # that). Signals stay blocked across the fork so the child never runs the
         # supervisor's handler, which would signal its siblings.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             _run_child(self.main, self.worker_id, read_fd, write_fd)
@@ -136,8 +135,8 @@ def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
         if signals:  # a stop that came before this child existed is meant for it too
             child.send_signal(signals[0])
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     for child in children:
         start(child)
     while any(c.exit_code is None for c in children):
