@@ -67,8 +67,10 @@ def _main() -> int:
         client = server.client
         pending = QueueKeys(producer.queue).pending
         worker = worker_command("config", server.url, args.processes, "--log-level", "WARNING")
+        # --nonblocking: py-spy does not pause the worker to sample it. Pausing (ptrace)
+        # sometimes swallowed the SIGTERM that ends the run, leaving the worker running.
         spy = [] if args.no_spy else [
-            "py-spy", "record", "--subprocesses", "--threads", "--format", "raw",
+            "py-spy", "record", "--subprocesses", "--threads", "--format", "raw", "--nonblocking",
             *([] if args.cpu_only else ["--idle"]),
             "--rate", str(args.rate), "--output", str(args.out), "--",
         ]  # fmt: skip
