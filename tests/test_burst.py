@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 
 from tasker_dist.worker.burst import BurstSample, burst_delta
-from tasker_dist.worker.fetcher import BATCH_BUDGET_S, MAX_PER_SLOT, ahead_of_slots, per_slot
+from tasker_dist.worker.fetcher import (
+    BATCH_BUDGET_S,
+    MAX_PER_SLOT,
+    Fetcher,
+    ahead_of_slots,
+    per_slot,
+)
+from tasker_dist.worker.local_queue import LocalQueue
 
 BASE = 2
 LIMIT = 6
@@ -146,3 +154,30 @@ def test_a_budget_of_the_pools_work_ahead_of_longer_tasks() -> None:
     assert ahead_of_slots(50, 1.0) == 0  # tasks of a second are never fetched ahead
     assert ahead_of_slots(1, 0.010) == 0
     assert ahead_of_slots(4, BATCH_BUDGET_S / 1.5) == 4  # at most one per slot
+
+
+def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
+    """A worker starting on unknown tasks fetches one per slot; once its first task is
+    seen to be short, the next fetch is a batch, not one more task per round trip."""
+    local = LocalQueue()
+    pace: list[float | None] = [None]
+    asked = threading.Event()
+
+    def mean_exec_s() -> float | None:
+        asked.set()
+        return pace[0]
+
+    fetcher = Fetcher(None, "w", 1000, local, mean_exec_s, lambda: 1, set)  # type: ignore[arg-type]
+
+    def slot() -> None:  # ran its first task in 10 us, now waits for the next
+        asked.wait(5)
+        pace[0] = 10e-6
+        local.take(lambda: False, lambda job: None)
+
+    waiting = threading.Thread(target=slot, daemon=True)
+    waiting.start()
+    try:
+        assert fetcher._wanted() == per_slot(10e-6) > 1
+    finally:
+        local.close()
+        waiting.join(5)

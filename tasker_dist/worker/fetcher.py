@@ -86,11 +86,15 @@ class Fetcher:
             # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
             ahead = ahead_of_slots(slots, mean)
             waiting, buffered = self._local.wait_for_room(0.25, ahead)
-            return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
+            each = per_slot(self._mean_exec_s())
+            if each == 1:
+                return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
+            # The first tasks (their length unknown until now) turned out short: size
+            # this batch for them, not one more round trip per slot.
+        else:
+            waiting, buffered = self._local.wait_for_room(0.25, slots * each // 2)
         target = slots * each  # about BATCH_BUDGET_S of work for every slot
-        low_water = target // 2
-        waiting, buffered = self._local.wait_for_room(0.25, low_water)
-        return target - buffered if buffered < low_water or waiting > buffered else 0
+        return target - buffered if buffered < target // 2 or waiting > buffered else 0
 
     def _reconcile(self) -> None:
         """After a failed fetch: a fetch Redis ran but whose reply was lost (the connection

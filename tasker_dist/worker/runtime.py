@@ -276,6 +276,11 @@ class WorkerRuntime:
             log.exception("internal error running task %r", job.task_id)
             report = self.executor.settled_by(job, FailureKind.ERROR,
                                          f"tasker-dist internal error: {exc!r}")  # fmt: skip
+        if job.exec_s is not None:
+            # Here, not once the result is written: a worker starting on short tasks then
+            # sizes its next fetch without waiting a round trip per step of its ramp-up.
+            m = self._mean_exec_s
+            self._mean_exec_s = job.exec_s if m is None else 0.9 * m + 0.1 * job.exec_s
         if job.settle():
             self.completer.add(report)
         return report
@@ -293,10 +298,6 @@ class WorkerRuntime:
 
     def _written(self, reports: list[Report]) -> None:
         for r in reports:
-            exec_s = r.finished.exec_s
-            if exec_s is not None:
-                m = self._mean_exec_s
-                self._mean_exec_s = exec_s if m is None else 0.9 * m + 0.1 * exec_s
             if r.status != RETRIED:
                 self._completed_since_tick += 1
 
