@@ -5,7 +5,8 @@ round trip, long ones one per slot, and a priority task that arrives meanwhile w
 most about that long. Longer tasks are fetched for slots that wait, plus about that much
 of the pool's work ahead (none for tasks of a second), so they are not hoarded while
 other workers are idle; for short ones the next batch is fetched when the buffer is half
-empty, so slots never wait for a round trip. With nothing queued it
+empty (the slot that takes it below half steps aside until the fetcher is awake: see
+`LocalQueue.take`), so slots need not wait for a round trip. With nothing queued it
 blocks on the queue's signal list instead of polling.
 """
 
@@ -26,7 +27,7 @@ __all__ = ["BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "ahead_of_slots", "per_s
 log = logging.getLogger("tasker_dist.worker")
 
 BATCH_BUDGET_S = 0.002
-MAX_PER_SLOT = 256
+MAX_PER_SLOT = 512
 
 
 def per_slot(mean_exec_s: float | None) -> int:

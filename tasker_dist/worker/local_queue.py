@@ -10,6 +10,9 @@ from .job import Job
 
 __all__ = ["LocalQueue"]
 
+#: Longest a slot pauses for the fetcher it woke (it is usually scheduled in microseconds).
+_HAND_OVER_S = 0.001
+
 
 class LocalQueue:
     """Hands fetched jobs to idle slots, and tells the fetcher how many slots are waiting."""
@@ -27,6 +30,8 @@ class LocalQueue:
         # The fetcher wants to hear when fewer jobs than this are buffered (0: only when
         # a slot waits with nothing left for it).
         self._low_water = 0
+        self._fetcher_waits = False
+        self._fetcher_woken = threading.Event()
 
     def put(self, jobs: Iterable[Job]) -> None:
         with self._lock:
@@ -47,15 +52,24 @@ class LocalQueue:
                 if self._priority or self._normal:
                     job = (self._priority or self._normal).popleft()
                     on_take(job)
+                    hand_over = False
                     if len(self._priority) + len(self._normal) + 1 == self._low_water:
                         self._room.notify()  # time to fetch the next batch
-                    return job
+                        hand_over = self._fetcher_waits
+                        self._fetcher_woken.clear()
+                    break
                 self._waiting += 1
                 self._room.notify()  # a slot starves: the fetcher must fetch
                 try:
                     self._jobs.wait()
                 finally:
                     self._waiting -= 1
+        if hand_over:
+            # Step aside until the fetcher is awake to send its request. A slot running
+            # short tasks back to back would keep the GIL (for up to the 5 ms switch
+            # interval) until the buffer is empty, and then wait a whole round trip.
+            self._fetcher_woken.wait(_HAND_OVER_S)
+        return job
 
     def wait_for_room(self, timeout: float, low_water: int) -> tuple[int, int]:
         """Block until some slot waits with nothing buffered for it, or fewer than
@@ -65,7 +79,12 @@ class LocalQueue:
             self._low_water = low_water
             buffered = len(self._priority) + len(self._normal)
             if self._waiting <= buffered and buffered >= low_water and not self._closed:
-                self._room.wait(timeout)
+                self._fetcher_waits = True
+                try:
+                    self._room.wait(timeout)
+                finally:
+                    self._fetcher_waits = False
+                    self._fetcher_woken.set()
                 buffered = len(self._priority) + len(self._normal)
             return self._waiting, buffered
 
