@@ -102,6 +102,14 @@ def test_task_envelope_roundtrip(env: TaskEnvelope) -> None:
     assert decode_task(encode_task(env)) == env
 
 
+def test_a_failed_encoding_leaves_nothing_behind_for_the_next() -> None:
+    """Envelopes are packed by a Packer kept per thread: bytes of an encoding that failed
+    must not end up in the next one."""
+    with pytest.raises(UnicodeEncodeError):
+        encode_task(ENVELOPE._replace(task_id="\udc80"))  # a lone surrogate: no UTF-8
+    assert encode_task(ENVELOPE) == msgpack.packb([1, *ENVELOPE], use_bin_type=True)
+
+
 def test_once_flag() -> None:
     assert ENVELOPE.once
     assert not TaskEnvelope("id", b"", b"", 0, None, 0.0, None).once
