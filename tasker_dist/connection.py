@@ -19,6 +19,16 @@ __all__ = ["call", "call_async", "connect", "connect_async", "redis_errors"]
 
 T = TypeVar("T")
 
+try:
+    from redis.driver_info import DriverInfo
+
+    # What redis-py tells the server (CLIENT SETINFO) anyway; given once here, it does not
+    # read its own version from the package metadata for every new connection (about
+    # 1 ms each, several per worker process as it starts).
+    _IDENTITY: dict[str, Any] = {"driver_info": DriverInfo(lib_version=redis.__version__)}
+except ImportError:  # older redis-py reads its version once, at import
+    _IDENTITY = {}
+
 # Blocking reads (BRPOP) last at most this long, so a stopping worker is never stuck.
 BLOCK_S = 1.0
 
@@ -34,6 +44,7 @@ def _options(timeout: float, blocking: bool) -> dict[str, Any]:
         # redis-py's own retries nest (connect inside command) and multiply the timeout:
         # `call` retries once instead, and only a dropped connection, never a timeout.
         "retry": Retry(NoBackoff(), retries=0),
+        **_IDENTITY,
     }
 
 

@@ -1,8 +1,10 @@
 """The clients `connection.connect` opens: their command packer sends exactly what
-redis-py's own would, faster for the plain arguments this library sends."""
+redis-py's own would, faster for the plain arguments this library sends, and a new
+connection costs no look-up of redis-py's version."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 import pytest
@@ -54,3 +56,25 @@ def test_clients_work_against_a_real_server(redis_url: str, queue: str) -> None:
         assert pipe.execute() == [1, 2]
     finally:
         client.close()
+
+
+def test_new_connections_do_not_read_package_metadata(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py 8 looks its version up (importlib.metadata, about 1 ms) for every new
+    connection unless given it: a worker process opens several as it starts."""
+    looked_up: list[str] = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: looked_up.append(name) or real(name)
+    )
+    client = connect(redis_url, timeout=2.0)
+    try:
+        connections = [client.connection_pool.get_connection() for _ in range(3)]
+        for connection in connections:
+            connection.send_command("PING")
+            assert connection.read_response() in (b"PONG", "PONG", True)
+            client.connection_pool.release(connection)
+    finally:
+        client.close()
+    assert looked_up == []
