@@ -68,3 +68,17 @@ def test_soak_reports_no_loss_no_leftovers_and_memory_back(tmp_path: Path) -> No
     assert soak["completed"] == 5000
     assert soak["samples"], "sampled at least once"
     assert soak["samples"][-1]["in_flight"]["held (all workers)"] == 0
+
+
+def test_profile_worker_reports_cpu_per_task_and_cleans_up(tmp_path: Path) -> None:
+    # --no-spy: the CPU accounting without py-spy, through a supervisor and 2 processes.
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "profile_worker.py"), "--no-spy",
+         "--tasks", "2000", "--processes", "2"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # the server's directory: ours
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2,000 tasks, 2 worker process(es): drained in" in proc.stdout
+    assert "CPU per task: Redis" in proc.stdout
+    assert _processes_mentioning(str(tmp_path).encode()) == []
