@@ -37,7 +37,7 @@ from benchmarks.redis_server import RedisServer  # noqa: E402
 from benchmarks.systems.tasker import BENCH_SECRET, worker_command  # noqa: E402
 from benchmarks.systems.tasker_app import noop  # noqa: E402
 from tasker_dist import Producer  # noqa: E402
-from tasker_dist.keys import QueueKeys  # noqa: E402
+from tasker_dist.store.keys import QueueKeys  # noqa: E402
 
 
 def _main() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from tasker_dist.embedded import find_server_binary
+from tasker_dist.store.embedded_server import find_server_binary
 
 from .procs import die_with_parent
 

@@ -5,7 +5,9 @@ from tasker_dist import Config, TaskManager, Producer, AsyncProducer, TaskContex
 
 from __future__ import annotations
 
-from .aproducer import AsyncProducer
+from .client.async_producer import AsyncProducer
+from .client.listener import TaskFuture
+from .client.producer import Producer
 from .config import Config
 from .context import TaskContext
 from .errors import (
@@ -28,10 +30,8 @@ from .errors import (
     TaskRejected,
     TaskTimeout,
 )
-from .listener import TaskFuture
-from .manager import TaskManager
-from .producer import Producer
-from .stats import Metrics, Stats, WorkerInfo
+from .manager.task_manager import TaskManager
+from .metrics.stats import Metrics, Stats, WorkerInfo
 
 __all__ = [
     "AsyncProducer",

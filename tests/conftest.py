@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tasker_dist.embedded import EmbeddedServer
-from tasker_dist.processes import die_with_parent
+from tasker_dist.parent_death import die_with_parent
+from tasker_dist.store.embedded_server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_BIN = str(Path(sys.executable).parent / "tasker-worker")

@@ -10,8 +10,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from tasker_dist.callables import CallableCache, dumps_callable
 from tasker_dist.errors import SerializationError
+from tasker_dist.wire.callables import CallableCache, dumps_callable
 
 
 def module_level_task(ctx: object, resource: object, x: int) -> int:

@@ -21,8 +21,8 @@ from pathlib import Path
 import redis
 
 from tasker_dist import Producer
-from tasker_dist.embedded import EmbeddedServer
-from tasker_dist.keys import QueueKeys
+from tasker_dist.store.embedded_server import EmbeddedServer
+from tasker_dist.store.keys import QueueKeys
 
 from . import tasks
 from .conftest import WorkerProcess, wait_until

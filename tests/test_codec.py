@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import msgpack
 import pytest
 
-from tasker_dist.codec import pack, unpack
 from tasker_dist.errors import SerializationError, TaskerError
+from tasker_dist.wire.codec import pack, unpack
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from redis.connection import PythonRespSerializer
 from redis.exceptions import DataError
 
-from tasker_dist.connection import _Packer, connect
+from tasker_dist.store.connection import _Packer, connect
 
 
 def _redis_py(*args: Any) -> bytes:

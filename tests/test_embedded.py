@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tasker_dist import EmbeddedServerError
-from tasker_dist.embedded import EmbeddedServer, find_server_binary
+from tasker_dist.store.embedded_server import EmbeddedServer, find_server_binary
 
 from .conftest import wait_until
 
@@ -52,7 +52,7 @@ def test_start_and_stop_leave_nothing_behind() -> None:
 def test_a_killed_owner_leaves_no_server_and_its_directory_is_swept() -> None:
     script = (
         "import os, signal\n"
-        "from tasker_dist.embedded import EmbeddedServer\n"
+        "from tasker_dist.store.embedded_server import EmbeddedServer\n"
         "s = EmbeddedServer.start()\n"
         "print(s.workdir, s.process.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -10,20 +10,6 @@ import msgpack
 import pytest
 
 from tasker_dist import errors
-from tasker_dist.codec import pack
-from tasker_dist.envelope import (
-    FLAG_ONCE,
-    FailedRecord,
-    Failure,
-    FailureKind,
-    Outcome,
-    TaskEnvelope,
-    decode_result,
-    decode_task,
-    encode_failure,
-    encode_success,
-    encode_task,
-)
 from tasker_dist.errors import (
     MaxRetriesExceeded,
     RemoteTraceback,
@@ -36,6 +22,20 @@ from tasker_dist.errors import (
     TaskQuarantined,
     TaskRejected,
     TaskTimeout,
+)
+from tasker_dist.wire.codec import pack
+from tasker_dist.wire.envelope import (
+    FLAG_ONCE,
+    FailedRecord,
+    Failure,
+    FailureKind,
+    Outcome,
+    TaskEnvelope,
+    decode_result,
+    decode_task,
+    encode_failure,
+    encode_success,
+    encode_task,
 )
 
 ENVELOPE = TaskEnvelope(

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from tasker_dist import MaxRetriesExceeded, Producer
-from tasker_dist.keys import QueueKeys
-from tasker_dist.signing import Signer
-from tasker_dist.submission import new_task_id
+from tasker_dist.client.submission import new_task_id
+from tasker_dist.store.keys import QueueKeys
+from tasker_dist.wire.signing import Signer
 
 from . import tasks
 from .conftest import TASKER_BIN, WorkerProcess

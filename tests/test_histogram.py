@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tasker_dist.histogram import (
+from tasker_dist.metrics.histogram import (
     GAMMA,
     RELATIVE_ERROR,
     bucket_of,

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from tasker_dist import Producer, TaskQuarantined, TaskRejected
-from tasker_dist.envelope import FailedRecord
-from tasker_dist.keys import QueueKeys
-from tasker_dist.signing import Signer
-from tasker_dist.submission import Options, build_task, new_task_id
+from tasker_dist.client.submission import Options, build_task, new_task_id
+from tasker_dist.store.keys import QueueKeys
+from tasker_dist.wire.envelope import FailedRecord
+from tasker_dist.wire.signing import Signer
 
 from . import tasks
 from .conftest import TEST_SECRET, WorkerProcess, wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from tasker_dist.commands import Fetched
+from tasker_dist.store.calls import Fetched
 from tasker_dist.worker.job import Job
 from tasker_dist.worker.local_queue import LocalQueue
 

@@ -24,8 +24,8 @@ from tasker_dist import (
     TaskManager,
     TaskTimeout,
 )
-from tasker_dist.embedded import EmbeddedServer
-from tasker_dist.store import QueueStore
+from tasker_dist.store.embedded_server import EmbeddedServer
+from tasker_dist.store.queue_store import QueueStore
 
 from .conftest import wait_until
 

@@ -26,10 +26,10 @@ from tasker_dist import (
     TaskNotFound,
     TaskTimeout,
 )
-from tasker_dist.commands import COMPLETED, Finished
-from tasker_dist.envelope import encode_success
-from tasker_dist.signing import Signer
-from tasker_dist.store import QueueStore
+from tasker_dist.store.calls import COMPLETED, Finished
+from tasker_dist.store.queue_store import QueueStore
+from tasker_dist.wire.envelope import encode_success
+from tasker_dist.wire.signing import Signer
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import fakeredis
 import pytest
 from redis.crc import key_slot
 
-from tasker_dist import commands as cmd
-from tasker_dist import store as store_module
-from tasker_dist.commands import COMPLETED, FAILED, RETRIED, Finished
-from tasker_dist.histogram import bucket_of
-from tasker_dist.keys import QueueKeys, reply_channel
-from tasker_dist.scripts import NAMES, source
-from tasker_dist.store import QueueStore
+from tasker_dist.metrics.histogram import bucket_of
+from tasker_dist.store import calls as cmd
+from tasker_dist.store import queue_store as store_module
+from tasker_dist.store.calls import COMPLETED, FAILED, RETRIED, Finished
+from tasker_dist.store.keys import QueueKeys, reply_channel
+from tasker_dist.store.queue_store import QueueStore
+from tasker_dist.store.scripts import NAMES, source
 
 QUEUE = "orders"
 TTL_MS = 60_000
@@ -722,7 +722,7 @@ def test_lua_names_keys_only_through_keys_array(name: str) -> None:
 
 
 def _file(name: str) -> str:
-    return resources.files("tasker_dist.scripts").joinpath(f"{name}.lua").read_text()
+    return resources.files("tasker_dist.store.scripts").joinpath(f"{name}.lua").read_text()
 
 
 def test_lua_helpers_use_only_the_key_they_are_given() -> None:

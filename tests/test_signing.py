@@ -1,4 +1,4 @@
-"""Signed frames (SPEC §7): unit tests of `tasker_dist.signing`, no Redis."""
+"""Signed frames (SPEC §7): unit tests of `tasker_dist.wire.signing`, no Redis."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 from tasker_dist import ConfigError, PayloadRejected, Producer
-from tasker_dist.signing import Signer, resolve_secret
+from tasker_dist.wire.signing import Signer, resolve_secret
 
 SECRET = b"k" * 32
 ENVELOPE = b"\x98\x01\xa1t\xc4\x02fn"

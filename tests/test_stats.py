@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from tasker_dist import histogram
-from tasker_dist.stats import (
+from tasker_dist.metrics import histogram
+from tasker_dist.metrics.stats import (
     RATE_WINDOW_S,
     Metrics,
     RawCluster,

@@ -8,7 +8,7 @@ from typing import Any
 from redis.client import Pipeline
 
 from tasker_dist import Producer
-from tasker_dist.keys import QueueKeys
+from tasker_dist.store.keys import QueueKeys
 
 from . import tasker_app
 from .base import Handle, System, TaskKind, WorkerSpec, bin_path

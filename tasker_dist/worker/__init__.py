@@ -1,0 +1,4 @@
+"""The worker runtime: slots that own resources, fetching, running and completing tasks,
+heartbeats and leases, bursting, and the ``tasker-worker`` supervisor and worker
+processes. Imports the core, wire, metrics and store layers; never the client side.
+"""

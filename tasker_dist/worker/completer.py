@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..store import QueueStore
-from .execute import Report
+from ..store.queue_store import QueueStore
+from .executor import Report
 
 __all__ = ["Completer"]
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 
 from ..errors import RedisUnavailable
-from ..store import QueueStore
+from ..store.queue_store import QueueStore
 from .job import Job
 from .local_queue import LocalQueue
 

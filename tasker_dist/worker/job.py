@@ -7,8 +7,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands import Fetched
 from ..context import TaskContext
+from ..store.calls import Fetched
 
 __all__ = ["Job"]
 

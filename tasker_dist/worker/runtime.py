@@ -16,21 +16,21 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from ..commands import RETRIED, Heartbeat
 from ..config import Config
-from ..envelope import FailureKind
 from ..errors import RedisUnavailable
-from ..signing import Signer
-from ..store import QueueStore
+from ..store.calls import RETRIED, Heartbeat
+from ..store.queue_store import QueueStore
+from ..wire.envelope import FailureKind
+from ..wire.signing import Signer
 from .async_loop import AsyncLoop
 from .burst import BurstSample, burst_delta
 from .completer import Completer
 from .deadlines import Deadlines
-from .execute import Executor, Report
+from .executor import Executor, Report
 from .fetcher import Fetcher
+from .heartbeat import Monitor
 from .job import Job
 from .local_queue import LocalQueue
-from .monitor import Monitor
 from .resources import ResourceHooks
 from .slot import Slot
 

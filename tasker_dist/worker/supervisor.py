@@ -21,9 +21,9 @@ from types import FrameType
 from typing import NoReturn
 
 from ..errors import RedisUnavailable
-from ..processes import die_with_parent
-from ..store import QueueStore
-from .daemon import EXIT_BAD_CONFIG, EXIT_KILLED, EXIT_NO_START, EXIT_STOPPED, STOP_SIGNALS
+from ..parent_death import die_with_parent
+from ..store.queue_store import QueueStore
+from .process import EXIT_BAD_CONFIG, EXIT_KILLED, EXIT_NO_START, EXIT_STOPPED, STOP_SIGNALS
 from .runtime import new_worker_id
 
 __all__ = ["supervise"]

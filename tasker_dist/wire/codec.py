@@ -14,7 +14,7 @@ from typing import Any
 import cloudpickle
 import msgpack
 
-from .errors import SerializationError
+from ..errors import SerializationError
 
 __all__ = ["pack", "unpack"]
 

@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.connection import HiredisRespSerializer
 from redis.retry import Retry
 
-from .errors import RedisUnavailable
+from ..errors import RedisUnavailable
 
 __all__ = ["call", "call_async", "connect", "connect_async", "redis_errors"]
 

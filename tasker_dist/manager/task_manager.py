@@ -17,20 +17,20 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar, cast
 
-from .commands import RETRIED, Fetched
-from .config import Config, resolve_redis_url
-from .embedded import EmbeddedServer
-from .envelope import Failure, FailureKind, decode_result, encode_failure
-from .errors import RedisUnavailable, ShuttingDown, TaskCancelled
-from .listener import TaskFuture
-from .producer import Producer
-from .signing import resolve_secret
-from .stats import Metrics, RawCluster, Stats, build_metrics, build_stats
-from .store import QueueStore
-from .submission import Options
-from .worker.job import Job
-from .worker.pool import ResourcePool
-from .worker.runtime import KillMode, WorkerRuntime
+from ..client.listener import TaskFuture
+from ..client.producer import Producer
+from ..client.submission import Options
+from ..config import Config, resolve_redis_url
+from ..errors import RedisUnavailable, ShuttingDown, TaskCancelled
+from ..metrics.stats import Metrics, RawCluster, Stats, build_metrics, build_stats
+from ..store.calls import RETRIED, Fetched
+from ..store.embedded_server import EmbeddedServer
+from ..store.queue_store import QueueStore
+from ..wire.envelope import Failure, FailureKind, decode_result, encode_failure
+from ..wire.signing import resolve_secret
+from ..worker.job import Job
+from ..worker.resource_pool import ResourcePool
+from ..worker.runtime import KillMode, WorkerRuntime
 
 __all__ = ["TaskManager"]
 

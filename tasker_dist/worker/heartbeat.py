@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..commands import Heartbeat
 from ..errors import RedisUnavailable
-from ..stats import RATE_WINDOW_S
-from ..store import QueueStore
+from ..metrics.stats import RATE_WINDOW_S
+from ..store.calls import Heartbeat
+from ..store.queue_store import QueueStore
 
 __all__ = ["Monitor"]
 

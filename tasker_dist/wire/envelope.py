@@ -26,8 +26,7 @@ from typing import Any, Final, NamedTuple
 import cloudpickle
 import msgpack
 
-from . import codec
-from .errors import (
+from ..errors import (
     MaxRetriesExceeded,
     RemoteTraceback,
     SerializationError,
@@ -38,6 +37,7 @@ from .errors import (
     TaskRejected,
     TaskTimeout,
 )
+from . import codec
 
 __all__ = [
     "FLAG_ONCE",

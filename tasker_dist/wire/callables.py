@@ -23,7 +23,7 @@ from typing import Any
 
 import cloudpickle
 
-from .errors import SerializationError
+from ..errors import SerializationError
 
 __all__ = ["CallableCache", "dumps_callable"]
 

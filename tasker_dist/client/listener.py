@@ -22,11 +22,11 @@ from typing import Any, Generic, TypeVar
 import redis
 import redis.client
 
-from .envelope import Outcome, decode_result
-from .errors import RedisUnavailable, SerializationError, TaskRejected
-from .keys import reply_channel
-from .signing import Signer
-from .store import QueueStore
+from ..errors import RedisUnavailable, SerializationError, TaskRejected
+from ..store.keys import reply_channel
+from ..store.queue_store import QueueStore
+from ..wire.envelope import Outcome, decode_result
+from ..wire.signing import Signer
 from .submission import new_task_id
 
 __all__ = ["ResultListener", "TaskFuture"]

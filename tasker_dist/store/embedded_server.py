@@ -21,8 +21,8 @@ from pathlib import Path
 
 import redis
 
-from .errors import EmbeddedServerError
-from .processes import die_with_parent
+from ..errors import EmbeddedServerError
+from ..parent_death import die_with_parent
 
 __all__ = ["EmbeddedServer", "find_server_binary"]
 

@@ -12,12 +12,12 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
-from . import commands as cmd
+from ..errors import RedisUnavailable
+from ..metrics.stats import RawCluster
+from . import calls as cmd
 from .connection import BLOCK_S, call, connect, redis_errors
-from .errors import RedisUnavailable
 from .keys import QueueKeys
 from .scripts import source
-from .stats import RawCluster
 
 __all__ = ["QueueStore"]
 

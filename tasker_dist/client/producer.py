@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from .base_producer import BaseProducer, Callback
+from ..metrics.stats import Metrics, Stats, build_metrics, build_stats
+from .base import BaseProducer, Callback
 from .listener import ResultListener, TaskFuture
-from .stats import Metrics, Stats, build_metrics, build_stats
 from .submission import Options, Task, chunks
 
 __all__ = ["Producer"]

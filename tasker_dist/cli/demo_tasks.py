@@ -6,8 +6,8 @@ import os
 import random
 import time
 
-from .config import Config
-from .context import TaskContext
+from ..config import Config
+from ..context import TaskContext
 
 __all__ = ["Inventory", "config", "price_order"]
 

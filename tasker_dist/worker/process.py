@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import TaskerError
-from ..store import QueueStore
+from ..store.queue_store import QueueStore
 from .runtime import WorkerRuntime
 
 __all__ = [

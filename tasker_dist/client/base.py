@@ -13,11 +13,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import check_queue_name, resolve_redis_url
-from .errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
+from ..config import check_queue_name, resolve_redis_url
+from ..errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
+from ..store.queue_store import QueueStore
+from ..wire.signing import Signer
 from .listener import ResultListener
-from .signing import Signer
-from .store import QueueStore
 from .submission import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Options,

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..client.producer import Producer
+from ..metrics.stats import Metrics, Stats
+from ..store.embedded_server import EmbeddedServer
 from .demo_tasks import price_order
-from .embedded import EmbeddedServer
-from .producer import Producer
-from .stats import Metrics, Stats
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -51,7 +51,7 @@ def _start_workers(
     for i in range(options.workers):
         log = open(os.path.join(logdir, f"worker-{i}.log"), "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tasker_dist.worker", "tasker_dist.demo_tasks:config",
+            [sys.executable, "-m", "tasker_dist.cli.worker", "tasker_dist.cli.demo_tasks:config",
              "--redis-url", url, "--queue", QUEUE],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         ))  # fmt: skip

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from . import histogram
+from ..metrics import histogram
+from ..metrics.stats import RawCluster
 from .keys import QueueKeys
-from .stats import RawCluster
 
 __all__ = [
     "Fetched",

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, PayloadRejected
+from ..errors import ConfigError, PayloadRejected
 
 __all__ = ["SECRET_ENV", "Signer", "resolve_secret"]
 

@@ -13,10 +13,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .envelope import FailedRecord, decode_task
-from .errors import SerializationError
-from .signing import Signer
-from .store import QueueStore
+from ..errors import SerializationError
+from ..store.queue_store import QueueStore
+from ..wire.envelope import FailedRecord, decode_task
+from ..wire.signing import Signer
 
 __all__ = ["add_parser", "run"]
 

@@ -12,9 +12,9 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .astore import AsyncQueueStore
-from .base_producer import BaseProducer, Callback
-from .stats import Metrics, Stats, build_metrics, build_stats
+from ..metrics.stats import Metrics, Stats, build_metrics, build_stats
+from ..store.async_queue_store import AsyncQueueStore
+from .base import BaseProducer, Callback
 from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]

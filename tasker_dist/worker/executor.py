@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .. import codec
-from ..callables import CallableCache
-from ..commands import COMPLETED, FAILED, RETRIED, Finished
+from ..client.submission import check_size
 from ..config import Config
 from ..context import TaskContext
-from ..envelope import (
+from ..errors import SerializationError, TaskCancelled, TaskTimeout
+from ..store.calls import COMPLETED, FAILED, RETRIED, Finished
+from ..wire import codec
+from ..wire.callables import CallableCache
+from ..wire.envelope import (
     FailedRecord,
     Failure,
     FailureKind,
@@ -28,9 +30,7 @@ from ..envelope import (
     encode_failure,
     encode_success,
 )
-from ..errors import SerializationError, TaskCancelled, TaskTimeout
-from ..signing import Signer
-from ..submission import check_size
+from ..wire.signing import Signer
 from .async_loop import AsyncLoop
 from .job import Job
 

@@ -11,11 +11,11 @@ from typing import Any, cast
 
 from redis.commands.core import AsyncScript
 
-from . import commands as cmd
+from ..metrics.stats import RawCluster
+from . import calls as cmd
 from .connection import call_async, connect_async
 from .keys import QueueKeys
 from .scripts import source
-from .stats import RawCluster
 
 __all__ = ["AsyncQueueStore"]
 

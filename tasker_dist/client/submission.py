@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import codec
-from .callables import dumps_callable
-from .envelope import FLAG_ONCE, TaskEnvelope, encode_task
-from .errors import PayloadTooLarge
-from .signing import Signer
+from ..errors import PayloadTooLarge
+from ..wire import codec
+from ..wire.callables import dumps_callable
+from ..wire.envelope import FLAG_ONCE, TaskEnvelope, encode_task
+from ..wire.signing import Signer
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",

@@ -20,10 +20,10 @@ from typing import Any
 
 from ..config import Config, resolve_redis_url
 from ..errors import ConfigError
-from ..signing import Signer
-from ..store import QueueStore
-from .daemon import EXIT_BAD_CONFIG, serve
-from .supervisor import supervise
+from ..store.queue_store import QueueStore
+from ..wire.signing import Signer
+from ..worker.process import EXIT_BAD_CONFIG, serve
+from ..worker.supervisor import supervise
 
 __all__ = ["load_config", "main"]
 
@@ -123,3 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         store.close()
+
+
+if __name__ == "__main__":  # python -m tasker_dist.cli.worker
+    sys.exit(main())
