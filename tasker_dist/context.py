@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import TaskCancelled, TaskTimeout
+from .status import CancelReason
 
 __all__ = ["TaskContext"]
 
@@ -21,37 +22,46 @@ class TaskContext:
     (which returns early on cancellation) instead of ``time.sleep``.
     """
 
-    __slots__ = ("_cancelled", "_event", "_reason", "attempt", "deadline", "queue", "task_id")
+    __slots__ = (
+        "_cancelled", "_clock", "_event", "_reason", "attempt", "deadline", "queue", "task_id",
+    )  # fmt: skip
 
     def __init__(
-        self, task_id: str, attempt: int, queue: str, deadline: float | None = None
+        self,
+        task_id: str,
+        attempt: int,
+        queue: str,
+        deadline: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.task_id = task_id
         #: 0 on the first run, then 1, 2, ... on retries after unhealthy errors.
         self.attempt = attempt
         self.queue = queue
-        #: ``time.monotonic()`` value after which the task is cancelled, or None.
+        #: The worker's monotonic time (``time.monotonic()``) past which the task is
+        #: cancelled, or None.
         self.deadline = deadline
+        self._clock = clock
         self._cancelled = False
         # Made on first `wait` only: most tasks never wait, and an Event costs as much
         # as the rest of a no-op task's context.
         self._event: threading.Event | None = None
-        self._reason: str | None = None
+        self._reason: CancelReason | None = None
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled
 
     @property
-    def cancel_reason(self) -> str | None:
-        """ "killed" or "timeout" once cancelled, else None."""
+    def cancel_reason(self) -> CancelReason | None:
+        """Why the task was cancelled (a kill, its deadline, a lost lease), else None."""
         return self._reason
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (never negative), or None without one."""
         if self.deadline is None:
             return None
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - self._clock.monotonic())
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return True at once if the task is cancelled."""
@@ -61,16 +71,16 @@ class TaskContext:
                 if self._cancelled:
                     self._event.set()
             event = self._event
-        return event.wait(seconds)
+        return self._clock.wait(event, seconds)
 
     def raise_if_cancelled(self) -> None:
         """Raise `TaskCancelled` (or `TaskTimeout`) if the task has been cancelled."""
         if self._cancelled:
-            if self._reason == "timeout":
+            if self._reason is CancelReason.TIMEOUT:
                 raise TaskTimeout(f"task {self.task_id} timed out")
             raise TaskCancelled(f"task {self.task_id} cancelled")
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: CancelReason) -> None:
         """Mark the task cancelled (used by the worker runtime)."""
         with _LOCK:
             if self._cancelled:

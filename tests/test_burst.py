@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tasker_dist.clock import SYSTEM_CLOCK
 from tasker_dist.worker.burst import BurstSample, burst_delta
 from tasker_dist.worker.fetcher import (
     BATCH_BUDGET_S,
@@ -160,18 +161,27 @@ def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
     """A worker starting on unknown tasks fetches one per slot; once its first task is
     seen to be short, the next fetch is a batch, not one more task per round trip."""
     local = LocalQueue()
-    pace: list[float | None] = [None]
     asked = threading.Event()
 
-    def mean_exec_s() -> float | None:
-        asked.set()
-        return pace[0]
+    class Pace:
+        seen: float | None = None
 
-    fetcher = Fetcher(None, "w", 1000, local, mean_exec_s, lambda: 1, set)  # type: ignore[arg-type]
+        @property
+        def mean_exec_s(self) -> float | None:
+            asked.set()
+            return self.seen
+
+    class OneSlot:
+        def ready_count(self) -> int:
+            return 1
+
+    pace = Pace()
+    fetcher = Fetcher(None, "w", 1000, local, pace=pace, slots=OneSlot(), in_hand=(),  # type: ignore[arg-type]
+                      clock=SYSTEM_CLOCK)  # fmt: skip
 
     def slot() -> None:  # ran its first task in 10 us, now waits for the next
         asked.wait(5)
-        pace[0] = 10e-6
+        pace.seen = 10e-6
         local.take(lambda: False, lambda job: None)
 
     waiting = threading.Thread(target=slot, daemon=True)

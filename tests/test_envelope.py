@@ -23,12 +23,12 @@ from tasker_dist.errors import (
     TaskRejected,
     TaskTimeout,
 )
+from tasker_dist.status import FailureKind
 from tasker_dist.wire.codec import pack
 from tasker_dist.wire.envelope import (
     FLAG_ONCE,
     FailedRecord,
     Failure,
-    FailureKind,
     Outcome,
     TaskEnvelope,
     decode_result,

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from tasker_dist import MaxRetriesExceeded, Producer
-from tasker_dist.client.submission import new_task_id
 from tasker_dist.store.keys import QueueKeys
+from tasker_dist.wire import new_task_id
 from tasker_dist.wire.signing import Signer
 
 from . import tasks

@@ -15,8 +15,9 @@ import pytest
 import redis
 
 from tasker_dist import Producer, TaskQuarantined, TaskRejected
-from tasker_dist.client.submission import Options, build_task, new_task_id
+from tasker_dist.client.submission import Options, build_task
 from tasker_dist.store.keys import QueueKeys
+from tasker_dist.wire import new_task_id
 from tasker_dist.wire.envelope import FailedRecord
 from tasker_dist.wire.signing import Signer
 

@@ -583,7 +583,7 @@ def test_tasks_held_by_a_fetch_whose_reply_was_lost_are_handed_back(
     outsider.fetch(m.worker_id, 3, 5_000)
     outsider.close()
     assert m.stats().queued_tasks == 0
-    m._runtime.fetcher._reconcile()  # what the fetcher does after a failed fetch
+    m._runtime._fetcher._reconcile()  # what the fetcher does after a failed fetch
     assert m.stats().priority_tasks == 3  # handed back, ahead of normal work
     tracker.resources[0].gate.set()
     assert running.result(10) == "blocked"  # the running task was left alone

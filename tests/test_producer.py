@@ -26,7 +26,8 @@ from tasker_dist import (
     TaskNotFound,
     TaskTimeout,
 )
-from tasker_dist.store.calls import COMPLETED, Finished
+from tasker_dist.status import Status
+from tasker_dist.store import Finished
 from tasker_dist.store.queue_store import QueueStore
 from tasker_dist.wire.envelope import encode_success
 from tasker_dist.wire.signing import Signer
@@ -166,7 +167,9 @@ def test_listener_rechecks_results_after_reconnect(
         _, [task] = store.fetch("test-worker", 1, 60_000)
         # Store the result as a worker would, but without telling the reply channel.
         result = Signer.from_settings(None, False).seal(encode_success(task.task_id, "recovered"))
-        store.complete("test-worker", 60_000, 100, [Finished(task.task_id, COMPLETED, result, "")])
+        store.complete(
+            "test-worker", 60_000, 100, [Finished(task.task_id, Status.COMPLETED, result, "")]
+        )
         store.close()
         time.sleep(0.2)
         assert not future.done()  # nobody told it

@@ -12,11 +12,12 @@ import pytest
 from redis.crc import key_slot
 
 from tasker_dist.metrics.histogram import bucket_of
+from tasker_dist.status import Status
+from tasker_dist.store import Finished
 from tasker_dist.store import calls as cmd
 from tasker_dist.store import queue_store as store_module
-from tasker_dist.store.calls import COMPLETED, FAILED, RETRIED, Finished
 from tasker_dist.store.keys import QueueKeys, reply_channel
-from tasker_dist.store.queue_store import QueueStore
+from tasker_dist.store.queue_store import WAKE_TTL_MS, QueueStore
 from tasker_dist.store.scripts import NAMES, source
 
 QUEUE = "orders"
@@ -82,7 +83,7 @@ def redis_second(fake: fakeredis.FakeRedis) -> int:
 
 def ran(
     task_id: str,
-    status: str = COMPLETED,
+    status: str = Status.COMPLETED,
     result: bytes = b"r",
     reply: str = "",
     exec_us: int = 2_000,
@@ -173,7 +174,7 @@ def test_fetch_hands_over_ids_without_envelope_for_the_failed_store(
     ]  # fmt: skip
     garbage = fetched[2]
     # the odd id goes back to Redis as the same bytes: it can be finished like any task
-    assert store.complete(WID, TTL_MS, CAP, [ran(garbage.task_id, FAILED, b"")]) == 0
+    assert store.complete(WID, TTL_MS, CAP, [ran(garbage.task_id, Status.FAILED, b"")]) == 0
     assert sorted(fake.hkeys(keys.held(WID))) == [b"a", b"b"]
 
 
@@ -241,8 +242,17 @@ def test_wait_for_work_consumes_the_token(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     enqueue(store, "a")
-    store.wait_for_work()
+    store.wait_for_work(WID)
     assert fake.llen(keys.signal) == 0
+
+
+def test_wake_worker_ends_its_wait_once_and_the_token_expires(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    store.wake_worker(WID)
+    assert 0 < fake.pttl(keys.wake(WID)) <= WAKE_TTL_MS
+    store.wait_for_work(WID)  # returns at once: the token is there
+    assert not fake.exists(keys.wake(WID))
 
 
 # -- complete -------------------------------------------------------------------------------
@@ -278,7 +288,7 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     fetch_ids(store)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
-    store.complete(WID, TTL_MS, CAP, [Finished("a", COMPLETED, b"r", "")])
+    store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"r", "")])
     assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
     pubsub.close()
 
@@ -292,10 +302,10 @@ def test_complete_of_a_mixed_batch_gives_each_task_its_own_outcome(
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(REPLY)
     batch = [
-        Finished("failed", FAILED, b"r-failed", "", 0.001, 0.0, 1, b"record"),
+        Finished("failed", Status.FAILED, b"r-failed", "", 0.001, 0.0, 1, b"record"),
         ran("plain1", result=b"r-plain1", exec_us=1_000),
         ran("replied", result=b"r-replied", reply=REPLY),
-        Finished("retried", RETRIED, b"", "", 0.001, 0.0, 1),
+        Finished("retried", Status.RETRIED, b"", "", 0.001, 0.0, 1),
         ran("plain2", result=b"r-plain2", exec_us=3_000),
         ran("stale", result=b"r-stale", delivery=7),  # not the delivery held: skipped
     ]
@@ -323,7 +333,7 @@ def test_complete_counts_metrics(
         WID,
         TTL_MS,
         CAP,
-        [ran("a", exec_us=1_000, wait_us=300), ran("b", FAILED, exec_us=2_000, wait_us=400)],
+        [ran("a", exec_us=1_000, wait_us=300), ran("b", Status.FAILED, exec_us=2_000, wait_us=400)],
     )
     store.complete(WID, TTL_MS, CAP, [ran("c", exec_us=5_000, wait_us=300)])
     counters = {k.decode(): int(v) for k, v in fake.hgetall(keys.counters).items()}
@@ -352,7 +362,7 @@ def test_complete_retry_goes_to_head_of_priority_lane(
     enqueue(store, "a", "b")
     assert fetch_ids(store, 1) == ["a"]
     enqueue(store, "p", priority=True)
-    skipped = store.complete(WID, TTL_MS, CAP, [ran("a", RETRIED, result=b"")])
+    skipped = store.complete(WID, TTL_MS, CAP, [ran("a", Status.RETRIED, result=b"")])
     assert skipped == 0
     assert fake.hget(keys.retries, "a") == b"1"
     assert fake.hget(keys.counters, "retried") == b"1"
@@ -370,7 +380,7 @@ def test_complete_retry_twice_counts_retries(
     enqueue(store, "a")
     for expected in (1, 2):
         [taken] = store.fetch(WID, 1, HB_TTL_MS)[1]
-        store.complete(WID, TTL_MS, CAP, [Finished("a", RETRIED, delivery=taken.delivery)])
+        store.complete(WID, TTL_MS, CAP, [Finished("a", Status.RETRIED, delivery=taken.delivery)])
         assert fake.hget(keys.retries, "a") == str(expected).encode()
     [fetched] = store.fetch(WID, 1, HB_TTL_MS)[1]
     assert fetched.retries == 2
@@ -384,7 +394,7 @@ def test_complete_retry_wakes_a_worker(
     enqueue(store, "a")
     fetch_ids(store)
     fake.delete(keys.signal)
-    store.complete(WID, TTL_MS, CAP, [Finished("a", RETRIED)])
+    store.complete(WID, TTL_MS, CAP, [Finished("a", Status.RETRIED)])
     assert fake.llen(keys.signal) == 1
 
 
@@ -404,7 +414,7 @@ def test_complete_skips_tasks_not_in_flight(
         [
             ran("a", result=b"late", reply=REPLY),
             ran("never-taken", result=b"x", reply=REPLY),
-            Finished("a", RETRIED),
+            Finished("a", Status.RETRIED),
         ],
     )
     assert skipped == 3
@@ -425,7 +435,7 @@ def test_complete_counts_a_mix_of_done_and_skipped(
         WID,
         TTL_MS,
         CAP,
-        [Finished("a", COMPLETED, b"ra", ""), Finished("b", COMPLETED, b"rb", "")],
+        [Finished("a", Status.COMPLETED, b"ra", ""), Finished("b", Status.COMPLETED, b"rb", "")],
     )
     assert skipped == 1
     assert fake.get(keys.result("a")) is None
@@ -523,7 +533,7 @@ def test_cancel_leaves_taken_tasks_alone(
     assert fake.hexists(keys.tasks, "a")
     assert members(fake, keys.held(WID)) == [b"a"]
     # the worker that holds it still completes it normally
-    assert store.complete(WID, TTL_MS, CAP, [Finished("a", COMPLETED, b"ra", "")]) == 0
+    assert store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"ra", "")]) == 0
     assert fake.get(keys.result("a")) == b"ra"
 
 
@@ -581,7 +591,7 @@ def test_recover_hands_back_the_tasks_of_dead_workers_once(
     assert members(fake, keys.workers) == [b"alive"]
     assert fake.llen(keys.signal) == 1
     # the dead worker comes back: its late results are refused
-    assert store.complete("dead", TTL_MS, CAP, [Finished("a", COMPLETED, b"late", "")]) == 1
+    assert store.complete("dead", TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"late", "")]) == 1
     assert fake.get(keys.result("a")) is None
     assert store.heartbeat("dead", 5_000, 12, {}).was_dead
     assert not store.heartbeat("dead", 5_000, 12, {}).was_dead  # told once
@@ -638,7 +648,7 @@ def test_read_cluster_sees_what_scripts_wrote(store: QueueStore) -> None:
     enqueue(store, "p", priority=True)
     fetch_ids(store, 2)
     store.heartbeat("w1", 5_000, 12, {"host": "h", "base": 2, "running": 2})
-    store.complete(WID, TTL_MS, CAP, [ran("p", FAILED)])
+    store.complete(WID, TTL_MS, CAP, [ran("p", Status.FAILED)])
     raw = store.read_cluster()
     assert (raw.queued, raw.priority) == (2, 0)
     # WID is registered by its fetch, but only w1 has published stats
@@ -654,7 +664,7 @@ def test_read_cluster_sees_what_scripts_wrote(store: QueueStore) -> None:
 
 
 def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
-    finished = [ran("t1", reply=REPLY), Finished("t2", RETRIED)]
+    finished = [ran("t1", reply=REPLY), Finished("t2", Status.RETRIED)]
     return [
         cmd.enqueue_call(keys, [("t1", b"e1"), ("t2", b"e2")], priority=False),
         cmd.enqueue_call(keys, [("t3", b"e3")], priority=True),
@@ -730,6 +740,8 @@ def test_lua_helpers_use_only_the_key_they_are_given() -> None:
     assert "KEYS[" not in lib
     assert "tasker:" not in lib
     for command, first_arg in KEY_COMMANDS_ARG.findall(lib):
+        if command == "TIME":  # takes no key at all
+            continue
         assert first_arg == "key", (command, first_arg)
 
 
@@ -775,7 +787,7 @@ def test_failed_store_keeps_the_newest_records_up_to_its_cap(
     enqueue(store, *ids)
     _, taken = store.fetch(WID, 5, HB_TTL_MS)
     for f in taken:  # one call each, so each record gets its own time
-        report = Finished(f.task_id, FAILED, b"r", "", None, None, f.delivery, b"record")
+        report = Finished(f.task_id, Status.FAILED, b"r", "", None, None, f.delivery, b"record")
         store.complete(WID, TTL_MS, 3, [report])
     assert sorted(fake.hkeys(keys.failed)) == [b"f2", b"f3", b"f4"]
     assert fake.zcard(keys.failed_index) == 3
@@ -786,7 +798,7 @@ def test_retry_failed_requeues_once_with_fresh_bookkeeping(
 ) -> None:
     enqueue(store, "a")
     [taken] = store.fetch(WID, 1, HB_TTL_MS)[1]
-    store.complete(WID, TTL_MS, CAP, [Finished("a", FAILED, b"old result", "", None, None,
+    store.complete(WID, TTL_MS, CAP, [Finished("a", Status.FAILED, b"old result", "", None, None,
                                                taken.delivery, b"record")])  # fmt: skip
     assert store.retry_failed([("a", env("a"))]) == 1
     assert store.retry_failed([("a", env("a"))]) == 0  # already back in the queue

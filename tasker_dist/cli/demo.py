@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..client.producer import Producer
-from ..metrics.stats import Metrics, Stats
-from ..store.embedded_server import EmbeddedServer
+from ..client import Producer
+from ..metrics import Metrics, Stats
+from ..store import EmbeddedServer
 from .demo_tasks import price_order
 
 __all__ = ["DemoOptions", "run_demo"]

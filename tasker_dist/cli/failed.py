@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import SerializationError
-from ..store.queue_store import QueueStore
-from ..wire.envelope import FailedRecord, decode_task
-from ..wire.signing import Signer
+from ..store import QueueStore
+from ..wire import FailedRecord, Signer, decode_task
 
 __all__ = ["add_parser", "run"]
 

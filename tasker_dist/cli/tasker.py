@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import resolve_redis_url
 from ..errors import ConfigError, TaskerError
-from ..store.queue_store import QueueStore
+from ..store import QueueStore
 from . import failed as failed_cli
 
 __all__ = ["main"]
@@ -83,7 +83,7 @@ def _show(value: Any, as_json: bool) -> None:
 
 
 def _serve() -> int:
-    from ..store.embedded_server import EmbeddedServer
+    from ..store import EmbeddedServer
 
     with EmbeddedServer.start() as server:
         print(server.url, flush=True)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 return failed_cli.run(args, store)
             finally:
                 store.close()
-        from ..client.producer import Producer
+        from ..client import Producer
 
         with Producer(_url(args), args.queue) as producer:
             if args.command == "stats":

@@ -20,10 +20,10 @@ from typing import Any
 
 from ..config import Config, resolve_redis_url
 from ..errors import ConfigError
-from ..store.queue_store import QueueStore
-from ..wire.signing import Signer
-from ..worker.process import EXIT_BAD_CONFIG, serve
-from ..worker.supervisor import supervise
+from ..status import ExitCode
+from ..store import QueueStore
+from ..wire import Signer
+from ..worker import serve, supervise
 
 __all__ = ["load_config", "main"]
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--processes must be >= 1, got {args.processes}")
     except ValueError as exc:  # ConfigError included
         print(f"tasker-worker: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return ExitCode.BAD_CONFIG
     assert config.redis_url is not None
     store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
     try:

@@ -12,9 +12,10 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ..metrics.stats import Metrics, Stats, build_metrics, build_stats
-from ..store.async_queue_store import AsyncQueueStore
-from .base import BaseProducer, Callback
+from ..metrics import Metrics, Stats, build_metrics, build_stats
+from ..store import AsyncQueueStore
+from .base import BaseProducer
+from .callbacks import Callback
 from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
@@ -68,7 +69,7 @@ class AsyncProducer(BaseProducer):
         listener = self._ensure_listener()
         task = self._task(fn, args, kwargs, Options(), listener.channel)
         future = listener.expect(task.task_id)
-        future.add_done_callback(lambda f: self._run_callback(callback, f))
+        self._callbacks.attach(future, callback)
         await self._send(task.task_id, task.payload, False)
         return task.task_id
 
@@ -111,13 +112,13 @@ class AsyncProducer(BaseProducer):
         """The result of any task by id (see `Producer.result`)."""
         listener = self._ensure_listener()
         future = listener.watch(task_id)
-        if (
-            not future.done()
-            and not await self._astore.task_known(task_id)
-            and await self._astore.get_result(task_id) is None
-        ):
-            listener.unwatch(task_id)
-            raise self._not_found(task_id)
+        if not future.done() and not await self._astore.task_known(task_id):
+            # Not queued or running: finished (its result is stored), or unknown.
+            data = await self._astore.get_result(task_id)
+            if data is None:
+                listener.unwatch(task_id)
+                raise self._not_found(task_id)
+            listener.deliver(task_id, data)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
@@ -133,10 +134,10 @@ class AsyncProducer(BaseProducer):
         return build_metrics(await self._astore.read_cluster())
 
     async def close(self) -> None:
-        """Stop listening; waiting calls fail with `ShuttingDown`."""
-        if self._close_listener():
+        """Stop listening; waiting calls fail with `ShuttingDown`. The listener thread and
+        callbacks under way are waited for on a worker thread, never on the event loop."""
+        if await asyncio.to_thread(self._close_sync) and "_astore" in self.__dict__:
             await self._astore.close()
-            self._store.close()
 
     async def __aenter__(self) -> AsyncProducer:
         return self

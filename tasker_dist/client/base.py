@@ -6,32 +6,20 @@ connection), so the asyncio producer resolves its awaitables from the same machi
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config import check_queue_name, resolve_redis_url
 from ..errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
-from ..store.queue_store import QueueStore
-from ..wire.signing import Signer
+from ..store import QueueStore
+from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer, queued_at
+from .callbacks import CallbackRunner
 from .listener import ResultListener
-from .submission import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    Options,
-    Task,
-    build_task,
-    build_tasks,
-    queued_at,
-)
+from .submission import Options, Task, build_task, build_tasks
 
-__all__ = ["BaseProducer", "Callback"]
-
-log = logging.getLogger("tasker_dist.producer")
-
-Callback = Callable[[Any, BaseException | None], Any]
+__all__ = ["BaseProducer"]
 
 
 class BaseProducer:
@@ -70,7 +58,7 @@ class BaseProducer:
         self._connect_timeout = connect_timeout
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None
-        self._callbacks: ThreadPoolExecutor | None = None
+        self._callbacks = CallbackRunner()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -117,23 +105,10 @@ class BaseProducer:
         return ResultExpired(f"the result of task {task_id} (queued on {self.queue!r} at "
                              f"{when}) has expired (result_ttl) or was purged")  # fmt: skip
 
-    def _run_callback(self, callback: Callback, future: Future[Any]) -> None:
-        """Run ``callback(result, error)`` on a callback thread, so a slow callback never
-        holds up the listener."""
-        with self._lock:
-            if self._callbacks is None and not self._closed:
-                self._callbacks = ThreadPoolExecutor(4, thread_name_prefix="tasker-callback")
-            pool = self._callbacks
-        try:
-            if pool is not None:
-                pool.submit(_call_back, callback, future)
-                return
-        except RuntimeError:  # closed meanwhile: run it here rather than drop it
-            pass
-        _call_back(callback, future)
-
-    def _close_listener(self) -> bool:
-        """Mark closed and fail every waiting call; False if already closed."""
+    def _close_sync(self) -> bool:
+        """Mark closed, fail every waiting call, and stop the listener, the callback
+        threads and the store (this blocks: up to a few seconds); False if already
+        closed."""
         with self._lock:
             if self._closed:
                 return False
@@ -142,14 +117,6 @@ class BaseProducer:
         if listener is not None:
             listener.fail_all(lambda _id: ShuttingDown("producer closed"))
             listener.close()
-        if self._callbacks is not None:
-            self._callbacks.shutdown(wait=True)
+        self._callbacks.close()
+        self._store.close()
         return True
-
-
-def _call_back(callback: Callback, future: Future[Any]) -> None:
-    error = future.exception()
-    try:
-        callback(None if error is not None else future.result(), error)
-    except Exception:
-        log.exception("task callback %r raised", callback)

@@ -19,15 +19,11 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-import redis
-import redis.client
-
+from ..backoff import Backoff
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RedisUnavailable, SerializationError, TaskRejected
-from ..store.keys import reply_channel
-from ..store.queue_store import QueueStore
-from ..wire.envelope import Outcome, decode_result
-from ..wire.signing import Signer
-from .submission import new_task_id
+from ..store import QueueStore, reply_channel
+from ..wire import Outcome, Signer, decode_result, new_task_id
 
 __all__ = ["ResultListener", "TaskFuture"]
 
@@ -48,9 +44,10 @@ class TaskFuture(Future[T], Generic[T]):
 
 
 class ResultListener:
-    def __init__(self, store: QueueStore, signer: Signer) -> None:
+    def __init__(self, store: QueueStore, signer: Signer, clock: Clock = SYSTEM_CLOCK) -> None:
         self._store = store
         self._signer = signer
+        self._clock = clock
         self.channel = reply_channel(new_task_id())
         self._futures: dict[str, TaskFuture[Any]] = {}
         # Tasks queued elsewhere that `result` calls wait for: id -> number of waiters.
@@ -61,10 +58,10 @@ class ResultListener:
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._pubsub = redis.client.PubSub(store.client.connection_pool)
+        self._subscription = store.subscription()
         self._thread = threading.Thread(target=self._run, name="tasker-results", daemon=True)
         self._thread.start()
-        if not self._ready.wait(store.client.get_connection_kwargs().get("socket_timeout") or 5):
+        if not self._ready.wait(store.timeout):
             raise RedisUnavailable(f"result listener could not subscribe on {store.url}")
         if self._error is not None:
             raise self._error
@@ -91,6 +88,11 @@ class ResultListener:
             self._changes.append((True, self._store.keys.done_channel(task_id)))
         return future
 
+    def deliver(self, task_id: str, data: bytes) -> None:
+        """Resolve the waiters of ``task_id`` with its result frame ``data``, read by the
+        caller (a result that was stored before anyone waited)."""
+        self._resolve_bytes(data, task_id)
+
     def unwatch(self, task_id: str) -> None:
         """One `watch` caller stopped waiting; the last one takes the future away."""
         with self._lock:
@@ -102,7 +104,7 @@ class ResultListener:
                 return
             del self._foreign[task_id]
             self._futures.pop(task_id, None)
-            self._changes.append((False, self._store.keys.done_channel(task_id)))
+            self._drop_channel(task_id)
 
     def discard(self, task_id: str) -> None:
         """Forget a task of this process that could not be queued."""
@@ -125,40 +127,39 @@ class ResultListener:
     def close(self) -> None:
         self._closed.set()
         self._thread.join(timeout=2)
-        self._pubsub.close()
+        self._subscription.close()
 
     # -- the listener thread ------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self._pubsub.subscribe(self.channel)
-        except (redis.RedisError, OSError) as exc:
-            self._error = RedisUnavailable(f"cannot subscribe on {self._store.url}: {exc}")
+            self._subscription.subscribe(self.channel)
+        except RedisUnavailable as exc:
+            self._error = exc
             self._ready.set()
             return
-        backoff = 0.05
+        backoff = Backoff(0.05, 2.0, jitter=0.0)
         while not self._closed.is_set():
             try:
                 self._apply_subscriptions()
-                message = self._pubsub.get_message(timeout=_TICK_S)
+                message = self._subscription.get_message(_TICK_S)
                 if message is not None:
-                    self._handle(message["type"], message["channel"], message["data"])
-                backoff = 0.05
-            except (redis.RedisError, OSError, RedisUnavailable) as exc:
-                log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, backoff)
-                self._closed.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                    self._handle(message.kind, message.channel, message.data)
+                backoff.reset()
+            except RedisUnavailable as exc:
+                delay = backoff.next()
+                log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, delay)
+                self._clock.wait(self._closed, delay)
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
         for subscribe, channel in changes:
             if subscribe:
-                self._pubsub.subscribe(channel)  # its result is read once Redis confirms
+                self._subscription.subscribe(channel)  # its result is read once Redis confirms
             else:
-                self._pubsub.unsubscribe(channel)  # type: ignore[no-untyped-call]
+                self._subscription.unsubscribe(channel)
 
-    def _handle(self, kind: str, channel: bytes, data: Any) -> None:
-        name = channel.decode("utf-8", "surrogateescape")
+    def _handle(self, kind: str, name: str, data: Any) -> None:
         if kind == "message":
             if name == self.channel:
                 self._resolve_bytes(data)
@@ -200,8 +201,17 @@ class ResultListener:
         with self._lock:
             future = self._futures.pop(task_id, None)
             if self._foreign.pop(task_id, None) is not None:
-                self._changes.append((False, self._store.keys.done_channel(task_id)))
+                self._drop_channel(task_id)
         return None if future is None or future.done() else future
+
+    def _drop_channel(self, task_id: str) -> None:
+        """Unsubscribe from a task's done channel (the lock is held): a subscription not
+        yet made is simply not made."""
+        channel = self._store.keys.done_channel(task_id)
+        try:
+            self._changes.remove((True, channel))
+        except ValueError:
+            self._changes.append((False, channel))
 
     def _fail(self, task_id: str, error: BaseException) -> None:
         future = self._take(task_id)

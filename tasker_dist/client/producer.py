@@ -6,17 +6,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from ..metrics.stats import Metrics, Stats, build_metrics, build_stats
-from .base import BaseProducer, Callback
-from .listener import ResultListener, TaskFuture
-from .submission import Options, Task, chunks
+from ..metrics import Metrics, Stats, build_metrics, build_stats
+from .base import BaseProducer
+from .listener import TaskFuture
+from .queueing import QueueingMethods
+from .submission import Options, chunks
 
 __all__ = ["Producer"]
 
 T = TypeVar("T")
 
 
-class Producer(BaseProducer):
+class Producer(BaseProducer, QueueingMethods):
     """Queues tasks on one queue; `tasker-worker` daemons (or a `TaskManager`) run them.
 
     The queueing methods take ``(fn, *args, **kwargs)`` and call
@@ -26,51 +27,18 @@ class Producer(BaseProducer):
     ``callback(result, error)``, and `enqueue` only queues and returns the task id.
     """
 
-    # -- queueing -----------------------------------------------------------------------
-    def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Queue ``fn`` and block until its result; raises what the task raised."""
-        return self._submit(fn, args, kwargs, Options()).result()
-
-    def queue_task_with_priority(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Like `queue_task`, on the priority lane (served before all normal tasks)."""
-        return self._submit(fn, args, kwargs, Options(priority=True)).result()
-
-    def queue_task_once(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Like `queue_task`, but never retried after an unhealthy error."""
-        return self._submit(fn, args, kwargs, Options(once=True)).result()
-
-    def queue_task_with_priority_once(
-        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
-    ) -> T:
-        """Priority lane, one attempt only."""
-        return self._submit(fn, args, kwargs, Options(priority=True, once=True)).result()
-
-    def queue_task_async(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> TaskFuture[T]:
-        """Queue ``fn``; the returned future holds its result or exception."""
-        return self._submit(fn, args, kwargs, Options())
-
-    def queue_task_with_callback(
-        self, fn: Callable[..., T], callback: Callback, /, *args: Any, **kwargs: Any
-    ) -> str:
-        """Queue ``fn`` and return its id at once; ``callback(result, error)`` runs later
-        (``error`` None on success) on a callback thread of this producer."""
-        future = self._submit(fn, args, kwargs, Options())
-        future.add_done_callback(lambda f: self._run_callback(callback, f))
-        return future.task_id
-
-    def submit(
-        self,
-        fn: Callable[..., T],
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        priority: bool = False,
-        once: bool = False,
-        timeout: float | None = None,
+    def _submit(
+        self, fn: Callable[..., T], args: Sequence[Any], kwargs: Mapping[str, Any], options: Options
     ) -> TaskFuture[T]:
-        """The options form of the queueing methods: ``timeout`` (seconds) cancels the task
-        on the worker and fails it with `TaskTimeout` past that time."""
-        return self._submit(fn, args, kwargs or {}, Options(priority, once, timeout))
+        listener = self._ensure_listener()
+        task = self._task(fn, args, kwargs, options, listener.channel)
+        future: TaskFuture[T] = listener.expect(task.task_id)
+        try:
+            self._store.enqueue([(task.task_id, task.payload)], options.priority)
+        except BaseException:
+            listener.discard(task.task_id)
+            raise
+        return future
 
     def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
         """Queue ``fn`` without waiting; returns the task id (see `result`)."""
@@ -104,18 +72,18 @@ class Producer(BaseProducer):
         listener = self._ensure_listener()
         future = listener.watch(task_id)
         if not future.done() and not self._store.task_known(task_id):
-            # Not queued or running: either finished a moment ago, or unknown.
+            # Not queued or running: finished (its result is stored), or unknown.
             data = self._store.get_result(task_id)
             if data is None:
                 listener.unwatch(task_id)
                 raise self._not_found(task_id)
+            listener.deliver(task_id, data)
         try:
             return future.result(timeout)
         except FutureTimeout:
             listener.unwatch(task_id)
             raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
 
-    # -- cluster state ------------------------------------------------------------------
     def stats(self) -> Stats:
         """Workers, queue lengths and running tasks of the whole cluster, now."""
         return build_stats(self._store.read_cluster())
@@ -129,35 +97,12 @@ class Producer(BaseProducer):
         in `stats`) to stop gracefully, as SIGTERM would."""
         self._store.request_stop(worker_id)
 
-    # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
         """Stop listening for results; waiting calls fail with `ShuttingDown`."""
-        if self._close_listener():
-            self._store.close()
+        self._close_sync()
 
     def __enter__(self) -> Producer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- internals ----------------------------------------------------------------------
-    def _submit(
-        self,
-        fn: Callable[..., T],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        options: Options,
-    ) -> TaskFuture[T]:
-        listener = self._ensure_listener()
-        task = self._task(fn, args, kwargs, options, listener.channel)
-        return self._send(listener, task, options.priority)
-
-    def _send(self, listener: ResultListener, task: Task, priority: bool) -> TaskFuture[Any]:
-        future = listener.expect(task.task_id)
-        try:
-            self._store.enqueue([(task.task_id, task.payload)], priority)
-        except BaseException:
-            listener.discard(task.task_id)
-            raise
-        return future

@@ -5,51 +5,24 @@ Shared by `Producer`, `AsyncProducer` and `TaskManager`, so all three build iden
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PayloadTooLarge
-from ..wire import codec
-from ..wire.callables import dumps_callable
-from ..wire.envelope import FLAG_ONCE, TaskEnvelope, encode_task
-from ..wire.signing import Signer
+from ..wire import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    FLAG_ONCE,
+    Signer,
+    TaskEnvelope,
+    check_size,
+    codec,
+    dumps_callable,
+    encode_task,
+    new_task_id,
+)
 
-__all__ = [
-    "DEFAULT_MAX_PAYLOAD_BYTES",
-    "Options",
-    "Task",
-    "build_task",
-    "build_tasks",
-    "check_size",
-    "chunks",
-    "new_task_id",
-    "queued_at",
-]
-
-#: A task or result larger than this is refused (10 MiB): Redis holds every queued task
-#: in memory, and one huge payload stalls every worker that reads it.
-DEFAULT_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-
-
-def new_task_id() -> str:
-    """32 hex characters: the time (ms since the epoch, 48 bits) then 80 random bits, so
-    ids sort by queueing time and a missing result can be told apart from a bad id."""
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
-
-
-def queued_at(task_id: str) -> float | None:
-    """When a task with this id was queued (seconds since the epoch), if it is one of ours."""
-    if len(task_id) != 32:
-        return None
-    try:
-        stamp = int(task_id[:12], 16) / 1000
-        int(task_id[12:], 16)
-    except ValueError:
-        return None
-    return stamp if 1.5e9 < stamp < time.time() + 86_400 else None
+__all__ = ["Options", "Task", "build_task", "build_tasks", "chunks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +89,6 @@ def _build(
     payload = signer.seal(encode_task(envelope))
     check_size("task", len(payload), options.max_payload_bytes)
     return Task(task_id, payload)
-
-
-def check_size(what: str, size: int, limit: int) -> None:
-    """Raise `PayloadTooLarge` if ``size`` bytes is over ``limit``."""
-    if size > limit:
-        raise PayloadTooLarge(f"{what} payload is {size:,} bytes, over the limit of "
-                              f"{limit:,} (max_payload_bytes)")  # fmt: skip
 
 
 def chunks(tasks: Sequence[Task], size: int) -> Iterator[list[tuple[str, bytes]]]:

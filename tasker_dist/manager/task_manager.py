@@ -1,8 +1,8 @@
 """`TaskManager`: the seed's in-process manager, working through Redis.
 
-It is a `Producer` and a worker (`WorkerRuntime`) on the same queue in one object, so its
-tasks can also be served by `tasker-worker` daemons, and it serves theirs. With no
-``redis_url`` it starts a private local server and stops it again (SPEC §6).
+It holds a `Producer` and a `WorkerRuntime` on the same queue, so its tasks can also be
+served by `tasker-worker` daemons, and it serves theirs. With no ``redis_url`` it starts a
+private local server and stops it again (SPEC §6).
 """
 
 from __future__ import annotations
@@ -13,24 +13,21 @@ import dataclasses
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar, cast
 
-from ..client.listener import TaskFuture
-from ..client.producer import Producer
-from ..client.submission import Options
+from ..client import Producer, TaskFuture
+from ..client.callbacks import CallbackRunner
+from ..client.queueing import QueueingMethods
+from ..client.submission import Options, build_task
 from ..config import Config, resolve_redis_url
 from ..errors import RedisUnavailable, ShuttingDown, TaskCancelled
-from ..metrics.stats import Metrics, RawCluster, Stats, build_metrics, build_stats
-from ..store.calls import RETRIED, Fetched
-from ..store.embedded_server import EmbeddedServer
-from ..store.queue_store import QueueStore
-from ..wire.envelope import Failure, FailureKind, decode_result, encode_failure
-from ..wire.signing import resolve_secret
-from ..worker.job import Job
-from ..worker.resource_pool import ResourcePool
-from ..worker.runtime import KillMode, WorkerRuntime
+from ..metrics import Metrics, RawCluster, Stats, build_metrics, build_stats
+from ..status import FailureKind, KillMode, ManagerState
+from ..store import EmbeddedServer, QueueStore
+from ..wire import Failure, Signer, encode_failure, resolve_secret
+from ..worker import WorkerRuntime
 
 __all__ = ["TaskManager"]
 
@@ -39,13 +36,11 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 T = TypeVar("T")
 
-_RUNNING, _STOPPING, _STOPPED = "running", "stopping", "stopped"
 
-
-class TaskManager(Producer, Generic[R]):
+class TaskManager(QueueingMethods, Generic[R]):
     """Queue tasks and run them with ``config``'s resources, like the Go ``TaskManager``.
 
-    It has every queueing method of `Producer`; each serializes the task and sends it
+    It has the queueing methods of `Producer`; each serializes the task and sends it
     through Redis, where this manager's slots (and any daemon on the same queue) take it.
     `stop` waits for every task queued here, then releases the resources; `kill` cancels
     at once and leaves no caller waiting. Both are idempotent, in any order.
@@ -61,13 +56,15 @@ class TaskManager(Producer, Generic[R]):
                 # A private server: nobody else needs the secret, so make one up.
                 config = dataclasses.replace(config, secret=secrets.token_hex(32))
         self.config = config
-        self._state = _RUNNING
+        self._signer = Signer.from_settings(config.secret, config.allow_unsigned)
+        self._state = ManagerState.RUNNING
         self._state_lock = threading.Condition()
         self._outstanding: set[TaskFuture[Any]] = set()
         self._submitting = 0
         self._final: tuple[Stats, Metrics] | None = None
+        self._callbacks = CallbackRunner()
         try:
-            super().__init__(
+            self._producer = Producer(
                 url,
                 config.queue,
                 connect_timeout=config.connect_timeout,
@@ -76,11 +73,8 @@ class TaskManager(Producer, Generic[R]):
                 allow_unsigned=config.allow_unsigned,
                 max_payload_bytes=config.max_payload_bytes,
             )
-            self._store_w = QueueStore(url, config.queue, config.connect_timeout)
-            self._runtime = WorkerRuntime(
-                config, self._store_w, kill_mode=KillMode.CANCEL, extra_idle=lambda: self._pool.idle
-            )
-            self._pool = ResourcePool(config.pool_size, self._runtime.hooks)
+            self._store = QueueStore(url, config.queue, config.connect_timeout)
+            self._runtime = WorkerRuntime(config, self._store, kill_mode=KillMode.CANCEL)
             self._runtime.start()
         except BaseException:
             if self._server is not None:
@@ -88,18 +82,28 @@ class TaskManager(Producer, Generic[R]):
             raise
 
     @property
+    def queue(self) -> str:
+        return self.config.queue
+
+    @property
+    def redis_url(self) -> str:
+        return self._producer.redis_url
+
+    @property
     def worker_id(self) -> str:
         """This manager's id among the queue's workers (see `Stats.workers`)."""
         return self._runtime.worker_id
 
+    # -- queueing -----------------------------------------------------------------------
     def _submit(
-        self, fn: Callable[..., T], args: Any, kwargs: Any, options: Options
+        self, fn: Callable[..., T], args: Sequence[Any], kwargs: Mapping[str, Any], options: Options
     ) -> TaskFuture[T]:
         with self._state_lock:
             self._check_running()
             self._submitting += 1  # stop() and kill() wait for submissions under way
         try:
-            future = super()._submit(fn, args, kwargs, options)
+            future = self._producer.submit(fn, args, kwargs, priority=options.priority,
+                                           once=options.once, timeout=options.timeout)  # fmt: skip
         finally:
             with self._state_lock:
                 self._submitting -= 1
@@ -113,12 +117,35 @@ class TaskManager(Producer, Generic[R]):
         with self._state_lock:
             self._outstanding.discard(future)
 
-    def _check_open(self) -> None:
-        self._check_running()
-
     def _check_running(self) -> None:
-        if self._state != _RUNNING:
+        if self._state is not ManagerState.RUNNING:
             raise ShuttingDown()
+
+    def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
+        """Queue ``fn`` without waiting; returns the task id (see `result`)."""
+        self._check_running()
+        return self._producer.enqueue(fn, *args, **kwargs)
+
+    def enqueue_many(
+        self,
+        fn: Callable[..., Any],
+        calls: Iterable[Sequence[Any]],
+        *,
+        priority: bool = False,
+        chunk: int = 1000,
+    ) -> list[str]:
+        """Queue ``fn(ctx, resource, *args)`` for each ``args`` in ``calls`` (see
+        `Producer.enqueue_many`)."""
+        self._check_running()
+        return self._producer.enqueue_many(fn, calls, priority=priority, chunk=chunk)
+
+    def result(self, task_id: str, timeout: float | None = None) -> Any:
+        """The result of any task by id (see `Producer.result`)."""
+        return self._producer.result(task_id, timeout)
+
+    def request_stop(self, worker_id: str | None = None) -> None:
+        """Ask the daemons serving this queue (or one) to stop (see `Producer.request_stop`)."""
+        self._producer.request_stop(worker_id)
 
     # -- running now --------------------------------------------------------------------
     def run_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -128,16 +155,10 @@ class TaskManager(Producer, Generic[R]):
         unhealthy error replaces the resource and retries, as in a slot.
         """
         self._check_running()
-        task = self._task(fn, args, kwargs, Options(), None)
-        retries = 0
-        while True:
-            resource = self._pool.acquire()
-            job = Job(Fetched(task.task_id, task.payload, retries, False))
-            report = self._runtime.executor.run(job, resource, lambda _job: None)
-            self._pool.release(resource, healthy=not report.unhealthy)
-            if report.status != RETRIED:
-                return cast(T, decode_result(self._signer.open(report.finished.result)).unwrap())
-            retries += 1
+        options = Options(timeout=self.config.task_timeout,
+                          max_payload_bytes=self.config.max_payload_bytes)  # fmt: skip
+        task = build_task(fn, args, kwargs, options, None, self._signer)
+        return cast(T, self._runtime.run_now(task.task_id, task.payload).unwrap())
 
     # -- cluster state ------------------------------------------------------------------
     def stats(self) -> Stats:
@@ -159,7 +180,7 @@ class TaskManager(Producer, Generic[R]):
         raw = self._store.read_cluster()
         if self._runtime.stopped:
             return raw
-        own = (self.worker_id, {k: str(v) for k, v in self._runtime.fields().items()})
+        own = (self.worker_id, {k: str(v) for k, v in self._runtime.stats_fields().items()})
         others = [w for w in raw.workers if w[0] != self.worker_id]
         return dataclasses.replace(raw, workers=[*others, own])
 
@@ -168,9 +189,9 @@ class TaskManager(Producer, Generic[R]):
         """Take no new task, wait for every task queued here, then stop the slots and
         destroy their resources."""
         with self._state_lock:
-            if self._state != _RUNNING:
+            if self._state is not ManagerState.RUNNING:
                 return
-            self._state = _STOPPING
+            self._state = ManagerState.STOPPING
             self._state_lock.wait_for(lambda: self._submitting == 0)
             waiting = list(self._outstanding)
         concurrent.futures.wait(waiting)
@@ -181,9 +202,9 @@ class TaskManager(Producer, Generic[R]):
         """Cancel now: queued tasks of this manager are removed from the queue, running
         ones are cancelled, and every caller still waiting gets `TaskCancelled`."""
         with self._state_lock:
-            if self._state == _STOPPED:
+            if self._state is ManagerState.STOPPED:
                 return
-            self._state = _STOPPED
+            self._state = ManagerState.STOPPED
             self._state_lock.wait_for(lambda: self._submitting == 0)
             waiting = [f for f in self._outstanding if not f.done()]
         self._cancel_queued(waiting)
@@ -200,20 +221,20 @@ class TaskManager(Producer, Generic[R]):
         items = [(f.task_id, self._signer.seal(encode_failure(f.task_id, failure)))
                  for f in futures]  # fmt: skip
         try:
-            self._store_w.cancel(int(self.config.result_ttl * 1000), items)
+            self._store.cancel(int(self.config.result_ttl * 1000), items)
         except RedisUnavailable as exc:
             log.error("kill: could not remove queued tasks: %s", exc)
 
     def _shutdown(self) -> None:
         with self._state_lock:
-            self._state = _STOPPED
-        self._pool.close()
+            self._state = ManagerState.STOPPED
         if self._server is not None:
             with contextlib.suppress(RedisUnavailable):
-                raw = self._store_w.read_cluster()
+                raw = self._store.read_cluster()
                 self._final = (build_stats(raw), build_metrics(raw))
-        self.close()
-        self._store_w.close()
+        self._producer.close()
+        self._callbacks.close()
+        self._store.close()
         if self._server is not None:
             self._server.stop()
 

@@ -16,9 +16,6 @@ __all__ = ["Metrics", "RawCluster", "Stats", "WorkerInfo", "build_metrics", "bui
 #: Seconds of history behind `Metrics.task_arrival_rate` and `task_completion_rate`.
 RATE_WINDOW_S = 10
 
-# Fields of one daemon's stats hash (keys.QueueKeys.worker).
-WORKER_FIELDS = ("host", "pid", "started_ms", "base", "active", "burst", "running", "idle")
-
 
 @dataclass(frozen=True)
 class WorkerInfo:

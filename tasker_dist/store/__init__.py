@@ -5,3 +5,21 @@ threaded and asyncio stores of one queue, and the local server used when no Redi
 given. Every error leaves it as `RedisUnavailable`. Imports the core, wire and metrics
 layers.
 """
+
+from .async_queue_store import AsyncQueueStore
+from .calls import Fetched, Finished, Heartbeat
+from .embedded_server import EmbeddedServer, find_server_binary
+from .keys import QueueKeys, reply_channel
+from .queue_store import QueueStore
+
+__all__ = [
+    "AsyncQueueStore",
+    "EmbeddedServer",
+    "Fetched",
+    "Finished",
+    "Heartbeat",
+    "QueueKeys",
+    "QueueStore",
+    "find_server_binary",
+    "reply_channel",
+]

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from redis.commands.core import AsyncScript
 
-from ..metrics.stats import RawCluster
+from ..metrics import RawCluster
 from . import calls as cmd
 from .connection import call_async, connect_async
 from .keys import QueueKeys

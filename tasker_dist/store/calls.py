@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..metrics import histogram
-from ..metrics.stats import RawCluster
+from ..metrics import RawCluster, histogram
+from ..status import Status
 from .keys import QueueKeys
 
 __all__ = [
@@ -31,10 +31,6 @@ __all__ = [
     "requeue_call",
     "retry_failed_call",
 ]
-
-COMPLETED = "completed"
-FAILED = "failed"
-RETRIED = "retried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +53,10 @@ class Fetched(NamedTuple):  # not a frozen dataclass: one per task, and 3x faste
 
 class Finished(NamedTuple):  # as Fetched
     """What a worker reports for one task: its status, the result to store (not for
-    ``RETRIED``), and how long it waited and ran (None if it never ran)."""
+    `Status.RETRIED`), and how long it waited and ran (None if it never ran)."""
 
     task_id: str
-    status: str
+    status: Status
     result: bytes = b""
     reply_to: str = ""
     exec_s: float | None = None

@@ -101,6 +101,11 @@ class QueueKeys:
         (recover.lua); the delivery is the fencing token its completion must match."""
         return f"{self.tag}:held:{worker_id}"
 
+    def wake(self, worker_id: str) -> str:
+        """List on which one worker's blocked fetch waits besides ``signal``: a stop
+        pushes a token there so the fetch returns at once (the token expires)."""
+        return f"{self.tag}:wake:{worker_id}"
+
     def tombstone(self, worker_id: str) -> str:
         """String set (for a day) when a worker is taken for dead, so it can learn it."""
         return f"{self.tag}:dead:{worker_id}"

@@ -13,13 +13,17 @@ import redis
 from redis.commands.core import Script
 
 from ..errors import RedisUnavailable
-from ..metrics.stats import RawCluster
+from ..metrics import RawCluster
 from . import calls as cmd
 from .connection import BLOCK_S, call, connect, redis_errors
 from .keys import QueueKeys
 from .scripts import source
+from .subscription import Subscription
 
-__all__ = ["QueueStore"]
+__all__ = ["WAKE_TTL_MS", "QueueStore"]
+
+#: A wake-up token nobody took (the worker was not waiting) is gone after this long.
+WAKE_TTL_MS = 10_000
 
 
 class QueueStore:
@@ -28,7 +32,8 @@ class QueueStore:
         self.keys = QueueKeys(queue)
         self.client = connect(url, timeout)
         self._blocking: redis.Redis | None = None
-        self._timeout = timeout
+        #: Connect and command timeout (seconds).
+        self.timeout = timeout
         self._scripts: dict[str, Script] = {}
 
     def _run(self, job: cmd.ScriptCall) -> Any:
@@ -138,16 +143,24 @@ class QueueStore:
         heartbeat TTL, to register it if it is not yet in the workers zset)."""
         return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, worker_id, limit, ttl_ms)))
 
-    def wait_for_work(self) -> None:
-        """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work."""
+    def wait_for_work(self, worker_id: str) -> None:
+        """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work, or
+        `wake_worker` wakes this worker."""
         if self._blocking is None:
-            self._blocking = connect(self.url, self._timeout, blocking=True)
+            self._blocking = connect(self.url, self.timeout, blocking=True)
         # Not retried: `interrupt_wait` ends the wait by dropping its connection.
         with redis_errors("BRPOP", self.url):
-            self._blocking.brpop([self.keys.signal], timeout=BLOCK_S)
+            self._blocking.brpop([self.keys.signal, self.keys.wake(worker_id)], timeout=BLOCK_S)
+
+    def wake_worker(self, worker_id: str) -> None:
+        """Make ``worker_id``'s `wait_for_work` return now, or its next one if it is not
+        waiting (the token expires after `WAKE_TTL_MS` if nobody takes it)."""
+        key = self.keys.wake(worker_id)
+        self._pipeline("waking a worker", [("LPUSH", key, 1), ("PEXPIRE", key, WAKE_TTL_MS)])
 
     def interrupt_wait(self) -> None:
-        """Make a `wait_for_work` blocked in another thread return now."""
+        """Make a `wait_for_work` blocked in another thread fail now (by closing its
+        connection): for when Redis is too far gone for `wake_worker`."""
         if self._blocking is not None:
             self._blocking.connection_pool.disconnect()
 
@@ -186,6 +199,10 @@ class QueueStore:
         """Remove a stopping worker from the cluster at once, handing back any task it
         still holds; returns how many tasks went back."""
         return self.recover([worker_id], only_stale=False)
+
+    def subscription(self) -> Subscription:
+        """A pub/sub connection of its own (for a result listener)."""
+        return Subscription(self.client, self.url)
 
     def close(self) -> None:
         self.client.close()

@@ -37,13 +37,13 @@ from ..errors import (
     TaskRejected,
     TaskTimeout,
 )
+from ..status import FailureKind
 from . import codec
 
 __all__ = [
     "FLAG_ONCE",
     "FailedRecord",
     "Failure",
-    "FailureKind",
     "Outcome",
     "TaskEnvelope",
     "decode_result",
@@ -70,18 +70,6 @@ def _pack_fields(fields: list[Any]) -> bytes:
     except AttributeError:
         packer = _packers.packer = msgpack.Packer(use_bin_type=True)
     return packer.pack(fields)  # type: ignore[no-any-return]
-
-
-class FailureKind:
-    """Why a task has no value: the names stored in a result envelope."""
-
-    ERROR = "error"
-    MAX_RETRIES = "max_retries"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    SHUTDOWN = "shutdown"
-    INVALID = "invalid"
-    QUARANTINED = "quarantined"
 
 
 # Simple failures: the caller gets this error with the stored message, and no traceback.
@@ -158,7 +146,7 @@ class Failure:
     exception: bytes | None = None
 
     @classmethod
-    def from_exception(cls, exc: BaseException, kind: str = FailureKind.ERROR) -> Failure:
+    def from_exception(cls, exc: BaseException, kind: FailureKind = FailureKind.ERROR) -> Failure:
         try:
             pickled: bytes | None = cloudpickle.dumps(exc)
         except Exception:

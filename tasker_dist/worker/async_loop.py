@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TypeVar
 
 __all__ = ["AsyncLoop"]
 
@@ -31,13 +31,13 @@ class AsyncLoop:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Schedule ``coro`` on the loop; cancelling the returned future cancels it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure())
+    def submit(self, awaitable: Awaitable[T]) -> Future[T]:
+        """Schedule ``awaitable`` on the loop; cancelling the returned future cancels it."""
+        return asyncio.run_coroutine_threadsafe(_await(awaitable), self._ensure())
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and block this thread for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure()).result()
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the loop and block this thread for its result."""
+        return self.submit(awaitable).result()
 
     def close(self) -> None:
         with self._lock:
@@ -49,3 +49,8 @@ class AsyncLoop:
         thread.join(timeout=5)
         if not thread.is_alive():
             loop.close()
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    # A coroutine for run_coroutine_threadsafe, which takes no other awaitable.
+    return await awaitable

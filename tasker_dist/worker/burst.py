@@ -1,11 +1,20 @@
-"""When to add or retire burst slots (SPEC §4): pure logic, judged once per interval."""
+"""Bursting (SPEC §4): when to add or retire burst slots (`burst_delta`, pure logic),
+and `BurstControl`, which judges it once per interval and acts on it."""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
-__all__ = ["BurstSample", "burst_delta"]
+from ..store import Heartbeat
+from .local_queue import LocalQueue
+from .slot_pool import SlotPool
+from .task_runner import TaskRunner
+
+__all__ = ["BurstControl", "BurstSample", "burst_delta"]
+
+log = logging.getLogger("tasker_dist.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +47,36 @@ def burst_delta(base: int, limit: int, s: BurstSample) -> int:
         idle = s.slots - s.busy
         return -min(idle, s.slots - base)
     return 0
+
+
+class BurstControl:
+    """Judges bursting once per ``burst_interval`` from what the heartbeat saw, and adds
+    or retires burst slots accordingly."""
+
+    def __init__(
+        self, base: int, limit: int, slots: SlotPool, jobs: LocalQueue, runner: TaskRunner
+    ) -> None:
+        self._base = base
+        self._limit = limit
+        self._slots = slots
+        self._jobs = jobs
+        self._runner = runner
+        self._previous_backlog = 0
+
+    def adjust(self, hb: Heartbeat) -> None:
+        counts = self._slots.counts()
+        backlog = hb.pending + hb.priority + len(self._jobs)
+        sample = BurstSample(
+            slots=counts.slots,
+            busy=counts.busy,
+            backlog=backlog,
+            previous_backlog=self._previous_backlog,
+            completed=self._runner.take_finished(),
+        )
+        self._previous_backlog = backlog
+        delta = burst_delta(self._base, self._limit, sample)
+        if delta > 0:
+            log.info("backlog %d: adding %d burst slot(s)", backlog, delta)
+            self._slots.add(delta, burst=True)
+        elif delta < 0 and (retired := self._slots.retire_idle_burst(-delta)):
+            log.info("queue empty: retiring %d burst slot(s)", retired)

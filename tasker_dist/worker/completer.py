@@ -9,12 +9,12 @@ skips tasks this worker no longer holds).
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
-from collections.abc import Callable
 
-from ..store.queue_store import QueueStore
+from ..backoff import Backoff
+from ..clock import Clock
+from ..status import Status
+from ..store import QueueStore
 from .executor import Report
 
 __all__ = ["Completer"]
@@ -26,21 +26,17 @@ _MAX_BATCH = 500
 
 class Completer:
     def __init__(
-        self,
-        store: QueueStore,
-        worker_id: str,
-        ttl_ms: int,
-        failed_cap: int,
-        on_written: Callable[[list[Report]], None],
+        self, store: QueueStore, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._failed_cap = failed_cap
-        self._on_written = on_written
+        self._clock = clock
         self._reports: list[Report] = []
         self._busy = False
         self._writing: list[Report] = []
+        self._finished = 0  # tasks written as finished (not retried) since `take_finished`
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="tasker-completer", daemon=True)
@@ -71,6 +67,17 @@ class Completer:
             self._cond.notify_all()
         self._thread.join(0.5)
 
+    def task_ids(self) -> set[str]:
+        """Tasks whose reports are waiting to be written or being written."""
+        with self._cond:
+            return {r.finished.task_id for r in (*self._reports, *self._writing)}
+
+    def take_finished(self) -> int:
+        """How many tasks were written as finished since the last call."""
+        with self._cond:
+            finished, self._finished = self._finished, 0
+            return finished
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -91,22 +98,20 @@ class Completer:
                     self._writing = []
                     self._cond.notify_all()
 
-    def task_ids(self) -> set[str]:
-        """Tasks whose reports are waiting to be written or being written."""
-        with self._cond:
-            return {r.finished.task_id for r in (*self._reports, *self._writing)}
-
     def _write(self, batch: list[Report]) -> None:
         finished = [r.finished for r in batch]
-        delay = 0.05
+        backoff: Backoff | None = None
         while True:
             try:
                 self._store.complete(self._worker_id, self._ttl_ms, self._failed_cap, finished)
                 break
             except Exception as exc:  # never drop results: retry whatever went wrong
+                backoff = backoff or Backoff(0.05, 5.0)
+                delay = backoff.next()
                 log.warning(
                     "writing %d results failed (%r); retrying in %.2fs", len(batch), exc, delay
                 )
-                time.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, 5.0)
-        self._on_written(batch)
+                self._clock.sleep(delay)
+        done = sum(1 for f in finished if f.status != Status.RETRIED)
+        with self._cond:
+            self._finished += done

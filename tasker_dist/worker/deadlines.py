@@ -5,17 +5,21 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-import time
 from collections.abc import Callable
 
+from ..clock import Clock
 from .job import Job
 
 __all__ = ["Deadlines"]
 
 
 class Deadlines:
-    def __init__(self, on_expired: Callable[[Job], None]) -> None:
+    """Calls ``on_expired(job)`` once the clock passes the deadline given for it; the
+    thread starts with the first deadline (most workers never see one)."""
+
+    def __init__(self, on_expired: Callable[[Job], None], clock: Clock) -> None:
         self._on_expired = on_expired
+        self._clock = clock
         self._heap: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
@@ -41,10 +45,10 @@ class Deadlines:
         while True:
             with self._cond:
                 while not self._closed:
-                    if self._heap and self._heap[0][0] <= time.monotonic():
+                    if self._heap and self._heap[0][0] <= self._clock.monotonic():
                         break
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout)
+                    timeout = self._heap[0][0] - self._clock.monotonic() if self._heap else None
+                    self._clock.wait_on(self._cond, timeout)
                 if self._closed:
                     return
                 _, _, job = heapq.heappop(self._heap)

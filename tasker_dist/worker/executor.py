@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..client.submission import check_size
+from ..clock import Clock
 from ..config import Config
 from ..context import TaskContext
 from ..errors import SerializationError, TaskCancelled, TaskTimeout
-from ..store.calls import COMPLETED, FAILED, RETRIED, Finished
-from ..wire import codec
-from ..wire.callables import CallableCache
-from ..wire.envelope import (
+from ..status import CancelReason, FailureKind, Status
+from ..store import Finished
+from ..wire import (
+    CallableCache,
     FailedRecord,
     Failure,
-    FailureKind,
+    Signer,
     TaskEnvelope,
+    check_size,
+    codec,
     decode_task,
     encode_failure,
     encode_success,
 )
-from ..wire.signing import Signer
 from .async_loop import AsyncLoop
 from .job import Job
 
@@ -46,21 +46,22 @@ class Report(NamedTuple):  # as `Fetched`: one per task
     unhealthy: bool = False
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         return self.finished.status
 
 
 class Executor:
-    def __init__(self, config: Config[Any], aloop: AsyncLoop, signer: Signer) -> None:
+    def __init__(self, config: Config[Any], aloop: AsyncLoop, signer: Signer, clock: Clock) -> None:
         self._config = config
         self._aloop = aloop
         self._signer = signer
+        self._clock = clock
         self._callables = CallableCache()
 
     def _report(
         self,
         job: Job,
-        status: str,
+        status: Status,
         result: bytes = b"",
         record: bytes = b"",
         unhealthy: bool = False,
@@ -77,8 +78,10 @@ class Executor:
         record = b""
         if raw is not None:
             record = FailedRecord(job.task_id, failure.kind, failure.message, raw,
-                                  job.fetched.delivery, time.time()).encode()  # fmt: skip
-        return self._report(job, FAILED, encode_failure(job.task_id, failure), record, unhealthy)
+                                  job.fetched.delivery, self._clock.time()).encode()  # fmt: skip
+        return self._report(
+            job, Status.FAILED, encode_failure(job.task_id, failure), record, unhealthy
+        )
 
     def prepare(
         self, job: Job
@@ -118,39 +121,43 @@ class Executor:
                           "")  # fmt: skip
         return self._failure(job, failure, raw)
 
-    def run(self, job: Job, resource: Any, on_start: Callable[[Job], None]) -> Report:
+    def run(self, job: Job, resource: Any, on_start: Callable[[Job], None] | None = None) -> Report:
+        """Run ``job`` with ``resource`` in this thread; ``on_start(job)`` is called once
+        its context (and deadline) exists, just before the task's code runs."""
         prepared = self.prepare(job)
         if isinstance(prepared, Report):
             return prepared
         env, fn, args, kwargs = prepared
         timeout = env.timeout or self._config.task_timeout
-        start = time.monotonic()
+        clock = self._clock
+        start = clock.monotonic()
         job.ctx = TaskContext(job.task_id, job.fetched.retries, self._config.queue,
-                              None if timeout is None else start + timeout)  # fmt: skip
-        job.wait_s = max(0.0, time.time() - env.enqueued_at)
-        on_start(job)
+                              None if timeout is None else start + timeout, clock)  # fmt: skip
+        job.wait_s = max(0.0, clock.time() - env.enqueued_at)
+        if on_start is not None:
+            on_start(job)
         try:
             value = fn(job.ctx, resource, *args, **kwargs)
             if value is not None and inspect.isawaitable(value):
-                job.async_future = self._aloop.submit(_await(value))
+                job.async_future = self._aloop.submit(value)
                 if job.ctx.cancelled:  # killed or timed out before the coroutine started
                     job.async_future.cancel()
                 value = job.async_future.result()
         except BaseException as exc:
-            job.exec_s = time.monotonic() - start
+            job.exec_s = clock.monotonic() - start
             return self._failed(job, env, exc)
-        job.exec_s = time.monotonic() - start
+        job.exec_s = clock.monotonic() - start
         try:
             result = encode_success(job.task_id, value)
             check_size("result", len(result), self._config.max_payload_bytes)
         except SerializationError as exc:  # PayloadTooLarge included
             return self._failure(job, Failure.from_exception(exc))
-        return self._report(job, COMPLETED, result)
+        return self._report(job, Status.COMPLETED, result)
 
     def _failed(self, job: Job, env: TaskEnvelope, exc: BaseException) -> Report:
         ctx = job.ctx
         assert ctx is not None
-        if isinstance(exc, TaskTimeout) or ctx.cancel_reason == "timeout":
+        if isinstance(exc, TaskTimeout) or ctx.cancel_reason is CancelReason.TIMEOUT:
             return self._failure(job, Failure(FailureKind.TIMEOUT, "TaskTimeout",
                                       f"task {job.task_id} timed out", ""))  # fmt: skip
         if isinstance(exc, TaskCancelled) or ctx.cancelled:
@@ -176,7 +183,7 @@ class Executor:
         if job.fetched.retries < self._config.max_retries:
             log.warning("task %s: unhealthy error %r; retry %d of %d", job.task_id, exc,
                         job.fetched.retries + 1, self._config.max_retries)  # fmt: skip
-            return self._report(job, RETRIED, unhealthy=True)
+            return self._report(job, Status.RETRIED, unhealthy=True)
         original = Failure.from_exception(exc)
         failure = Failure(FailureKind.MAX_RETRIES, original.type_name, str(exc),
                           original.traceback, original.exception)  # fmt: skip
@@ -192,10 +199,6 @@ class Executor:
             log.exception("check_health raised on %r; treating the error as healthy", exc)
             return True
 
-    def settled_by(self, job: Job, kind: str, message: str) -> Report:
+    def settled_by(self, job: Job, kind: FailureKind, message: str) -> Report:
         """The report for a job settled from outside its slot (timeout or kill)."""
         return self._failure(job, Failure(kind, kind, message, ""))
-
-
-async def _await(value: Any) -> Any:
-    return await value

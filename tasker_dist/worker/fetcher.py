@@ -7,18 +7,21 @@ of the pool's work ahead (none for tasks of a second), so they are not hoarded w
 other workers are idle; for short ones the next batch is fetched when the buffer is half
 empty (the slot that takes it below half steps aside until the fetcher is awake: see
 `LocalQueue.take`), so slots need not wait for a round trip. With nothing queued it
-blocks on the queue's signal list instead of polling.
+blocks on the queue's signal list instead of polling, and on this worker's wake list,
+which `stop` pushes so that a stop never waits out a blocking read.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
+from ..backoff import Backoff
+from ..clock import Clock
 from ..errors import RedisUnavailable
-from ..store.queue_store import QueueStore
+from ..store import QueueStore
 from .job import Job
 from .local_queue import LocalQueue
 
@@ -45,24 +48,47 @@ def ahead_of_slots(slots: int, mean_exec_s: float | None) -> int:
     return min(slots, int(slots * BATCH_BUDGET_S / mean_exec_s))
 
 
+class Pace(Protocol):
+    @property
+    def mean_exec_s(self) -> float | None:
+        """How long tasks take lately (None: unknown yet)."""
+
+
+class Slots(Protocol):
+    def ready_count(self) -> int:
+        """Slots that will take tasks."""
+
+
+class InHand(Protocol):
+    def task_ids(self) -> set[str]:
+        """Ids of the tasks this part of the worker holds."""
+
+
 class Fetcher:
+    """Fetches for ``slots`` at the ``pace`` their tasks run, into ``local``; ``in_hand``
+    are every part of the worker that may hold a fetched task (buffer, slots, completer),
+    so a task Redis says is held but none of them knows can be handed back."""
+
     def __init__(
         self,
         store: QueueStore,
         worker_id: str,
         ttl_ms: int,
         local: LocalQueue,
-        mean_exec_s: Callable[[], float | None],
-        slots: Callable[[], int],
-        known: Callable[[], set[str]],
+        *,
+        pace: Pace,
+        slots: Slots,
+        in_hand: Sequence[InHand],
+        clock: Clock,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._local = local
-        self._mean_exec_s = mean_exec_s
+        self._pace = pace
         self._slots = slots
-        self._known = known
+        self._in_hand = in_hand
+        self._clock = clock
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tasker-fetcher", daemon=True)
 
@@ -73,21 +99,26 @@ class Fetcher:
         """Fetch nothing more; returns once no fetch is in progress (or ``timeout``)."""
         self._stopped.set()
         self._local.wake()
-        self._store.interrupt_wait()
+        try:
+            self._store.wake_worker(self._worker_id)
+        except RedisUnavailable:
+            # Redis is unreachable, so the blocking read is failing or hanging on a dead
+            # connection: close it instead.
+            self._store.interrupt_wait()
         self._thread.join(timeout)
 
     def _wanted(self) -> int:
         """Wait until tasks are wanted; how many to fetch (0: none yet)."""
-        mean = self._mean_exec_s()
+        mean = self._pace.mean_exec_s
         each = per_slot(mean)
-        slots = self._slots()
+        slots = self._slots.ready_count()
         if each == 1:
             # Longer tasks: for the slots that wait now, plus a few ahead so that slots
             # finishing together do not each wait a round trip; ahead of them is at most
             # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
             ahead = ahead_of_slots(slots, mean)
             waiting, buffered = self._local.wait_for_room(0.25, ahead)
-            each = per_slot(self._mean_exec_s())
+            each = per_slot(self._pace.mean_exec_s)
             if each == 1:
                 return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
             # The first tasks (their length unknown until now) turned out short: size
@@ -102,13 +133,13 @@ class Fetcher:
         dropped) left tasks in our held hash that nobody here knows of. Hand them back;
         the script checks each delivery, so a task finished meanwhile is left alone."""
         held = self._store.held(self._worker_id)
-        known = self._known()
+        known: set[str] = set().union(*(part.task_ids() for part in self._in_hand))
         orphans = [(task_id, d) for task_id, d in held.items() if task_id not in known]
         if orphans and (handed := self._store.requeue(self._worker_id, orphans)):
             log.warning("handed back %d task(s) taken by a fetch whose reply was lost", handed)
 
     def _run(self) -> None:
-        backoff = 0.05
+        backoff = Backoff(0.05, 5.0)
         unsure = False  # a fetch failed: tasks may be held that nobody here knows of
         while not self._stopped.is_set():
             try:
@@ -123,16 +154,16 @@ class Fetcher:
                 unsure = False
                 if fetched:
                     self._local.put(Job(f) for f in fetched)
-                else:
-                    self._store.wait_for_work()
-                backoff = 0.05
+                elif not self._stopped.is_set():
+                    self._store.wait_for_work(self._worker_id)
+                backoff.reset()
             except Exception as exc:
                 # The thread must outlive any error, or slots would wait for work forever.
                 if self._stopped.is_set():
                     break  # e.g. the wait interrupted by stop() closing its socket
+                delay = backoff.next()
                 if isinstance(exc, RedisUnavailable):
-                    log.warning("fetching failed (%s); retrying in %.2fs", exc, backoff)
+                    log.warning("fetching failed (%s); retrying in %.2fs", exc, delay)
                 else:
-                    log.exception("unexpected error while fetching; retrying in %.2fs", backoff)
-                self._stopped.wait(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, 5.0)
+                    log.exception("unexpected error while fetching; retrying in %.2fs", delay)
+                self._clock.wait(self._stopped, delay)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..context import TaskContext
-from ..store.calls import Fetched
+from ..status import CancelReason
+from ..store import Fetched
 
 __all__ = ["Job"]
 
@@ -44,7 +45,7 @@ class Job:
             self._settled = True
             return True
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: CancelReason) -> None:
         """Tell the running task to stop: sets ``ctx.cancelled``; an async task is also
         cancelled on its event loop."""
         if self.ctx is not None:

@@ -1,8 +1,9 @@
 """One worker process: a `WorkerRuntime` driven by signals (run by the supervisor).
 
 SIGTERM or SIGINT stops it gracefully; a second signal kills it. Before a clean exit it
-writes "stopped" or "killed" to its status pipe, so the supervisor can tell a clean exit
-from a task that ended the interpreter (``os._exit``) with the same exit code.
+writes how it ended (the name of its `ExitCode`) to its status pipe, so the supervisor
+can tell a clean exit from a task that ended the interpreter (``os._exit``) with the
+same exit code.
 """
 
 from __future__ import annotations
@@ -16,28 +17,23 @@ from typing import Any
 
 from ..config import Config
 from ..errors import TaskerError
-from ..store.queue_store import QueueStore
+from ..status import ExitCode
+from ..store import QueueStore
 from .runtime import WorkerRuntime
 
-__all__ = [
-    "EXIT_BAD_CONFIG", "EXIT_KILLED", "EXIT_NO_START", "EXIT_STOPPED", "STOP_SIGNALS", "serve",
-]  # fmt: skip
+__all__ = ["STOP_SIGNALS", "serve"]
 
 log = logging.getLogger("tasker_dist.worker")
 
 #: Each stops gracefully, the second kills (the supervisor passes them on).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-EXIT_STOPPED = 0
-EXIT_KILLED = 1
-EXIT_BAD_CONFIG = 2
-EXIT_NO_START = 3
 
-
-def _report(status_fd: int | None, status: str) -> None:
+def _report(status_fd: int | None, code: ExitCode) -> ExitCode:
     if status_fd is not None:
-        os.write(status_fd, status.encode())
+        os.write(status_fd, code.name.encode())
         os.close(status_fd)
+    return code
 
 
 def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> int:
@@ -60,7 +56,7 @@ def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> 
         runtime.start()
     except TaskerError as exc:
         log.error("cannot start: %s", exc)
-        return EXIT_NO_START
+        return ExitCode.NO_START
     wake.wait()
     seen = len(signals)
     log.info("stopping: finishing running tasks (signal again to kill)")
@@ -70,8 +66,6 @@ def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> 
             log.warning("second signal: killing")
             runtime.kill()
             store.close()
-            _report(status_fd, "killed")
-            return EXIT_KILLED
+            return _report(status_fd, ExitCode.KILLED)
     store.close()
-    _report(status_fd, "stopped")
-    return EXIT_STOPPED
+    return _report(status_fd, ExitCode.STOPPED)

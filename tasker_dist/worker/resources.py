@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..backoff import Backoff
+from ..clock import Clock
 from ..config import Config
 from .async_loop import AsyncLoop
 
@@ -23,31 +24,32 @@ _MAX_DELAY_S = 5.0
 class ResourceHooks:
     """Calls ``on_create``/``on_destroy`` (sync or async) for the slots of one worker."""
 
-    def __init__(self, config: Config[Any], aloop: AsyncLoop) -> None:
+    def __init__(self, config: Config[Any], aloop: AsyncLoop, clock: Clock) -> None:
         self._config = config
         self._aloop = aloop
+        self._clock = clock
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         value = fn(*args)
         if inspect.isawaitable(value):
-            return self._aloop.run(_await(value))
+            return self._aloop.run(value)
         return value
 
     def create(self, who: str, stopping: threading.Event) -> tuple[bool, Any]:
         """Make a resource, retrying with capped exponential backoff and jitter while
         ``on_create`` fails. Returns (False, None) if ``stopping`` is set first."""
-        delay = _FIRST_DELAY_S
+        backoff = Backoff(_FIRST_DELAY_S, _MAX_DELAY_S)
         attempt = 1
         while not stopping.is_set():
             try:
                 return True, self._call(self._config.on_create)
             except Exception:
+                delay = backoff.next()
                 log.exception(
                     "%s: on_create failed (attempt %d); retrying in %.1fs", who, attempt, delay
                 )
-            if stopping.wait(delay * random.uniform(0.8, 1.2)):
+            if self._clock.wait(stopping, delay):
                 break
-            delay = min(delay * 2, _MAX_DELAY_S)
             attempt += 1
         return False, None
 
@@ -63,7 +65,3 @@ class ResourceHooks:
             self._call(self._config.on_destroy, resource)
         except Exception:
             log.exception("%s: on_destroy failed", who)
-
-
-async def _await(value: Any) -> Any:
-    return await value

@@ -14,25 +14,64 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import NoReturn
 
+from ..backoff import Backoff
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RedisUnavailable
 from ..parent_death import die_with_parent
-from ..store.queue_store import QueueStore
-from .process import EXIT_BAD_CONFIG, EXIT_KILLED, EXIT_NO_START, EXIT_STOPPED, STOP_SIGNALS
+from ..status import ExitCode
+from ..store import QueueStore
+from .process import STOP_SIGNALS
 from .runtime import new_worker_id
 
-__all__ = ["supervise"]
+__all__ = ["RestartPause", "supervise"]
 
 log = logging.getLogger("tasker_dist.supervisor")
 
 _FIRST_PAUSE_S = 0.5
 _MAX_PAUSE_S = 30.0
 _HEALTHY_RUN_S = 60.0  # a process that lived this long resets the pause
+_POLL_S = 0.05  # how often the supervisor looks at its children
+#: What a worker process writes to its status pipe when it ends by itself.
+_CLEAN_ENDS = {ExitCode.STOPPED.name.encode(), ExitCode.KILLED.name.encode()}
+
+
+class RestartPause:
+    """When a worker process that died may be started again: after a pause that doubles
+    (0.5 s up to 30 s) while deaths repeat, so a task that kills every process it touches
+    cannot spin the host; a process that lived a minute resets it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._backoff = Backoff(_FIRST_PAUSE_S, _MAX_PAUSE_S, jitter=0.0)
+        self._started_at = clock.monotonic()
+        self._restart_at: float | None = None
+
+    def started(self) -> None:
+        self._started_at = self._clock.monotonic()
+        self._restart_at = None
+
+    def died(self) -> tuple[float, float]:
+        """Note a death now; returns (seconds it lived, seconds until the restart)."""
+        lived = self._clock.monotonic() - self._started_at
+        if lived >= _HEALTHY_RUN_S:
+            self._backoff.reset()
+        pause = self._backoff.next()
+        self._restart_at = self._clock.monotonic() + pause
+        return lived, pause
+
+    @property
+    def waiting(self) -> bool:
+        """True between a death and the restart."""
+        return self._restart_at is not None
+
+    def due(self) -> bool:
+        """True once the pause after a death is over."""
+        return self._restart_at is not None and self._clock.monotonic() >= self._restart_at
 
 
 #: Runs one worker process (in the forked child): (worker id, status fd) -> exit code.
@@ -43,12 +82,10 @@ WorkerMain = Callable[[str, int], int]
 class _Child:
     index: int
     main: WorkerMain
+    restarts: RestartPause
     pid: int | None = None
     worker_id: str = ""
     status_fd: int = -1
-    started_at: float = 0.0
-    pause_s: float = _FIRST_PAUSE_S
-    restart_at: float | None = None
     exit_code: int | None = None
     status: bytes = field(default=b"")
 
@@ -67,8 +104,7 @@ class _Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
         self.status_fd = read_fd
-        self.started_at = time.monotonic()
-        self.restart_at = None
+        self.restarts.started()
         log.info("started worker process %d (%s)", pid, self.worker_id)
 
     def send_signal(self, signum: int) -> None:
@@ -94,7 +130,7 @@ class _Child:
 
 def _run_child(main: WorkerMain, worker_id: str, read_fd: int, write_fd: int) -> NoReturn:
     """The forked worker process: never returns into the supervisor's code."""
-    code = EXIT_KILLED
+    code: int = ExitCode.KILLED
     try:
         os.close(read_fd)
         os.setsid()  # a terminal's Ctrl-C reaches the supervisor only, which passes it on
@@ -119,10 +155,12 @@ def _describe(code: int) -> str:
     return f"exit code {code}"
 
 
-def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
+def supervise(
+    main: WorkerMain, processes: int, store: QueueStore, clock: Clock = SYSTEM_CLOCK
+) -> int:
     """Run ``processes`` worker processes, each forked to call ``main``, until they stop;
     returns the exit code."""
-    children = [_Child(i, main) for i in range(processes)]
+    children = [_Child(i, main, RestartPause(clock)) for i in range(processes)]
     signals: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -143,30 +181,28 @@ def supervise(main: WorkerMain, processes: int, store: QueueStore) -> int:
         for child in children:
             if child.exit_code is not None:
                 continue
-            if child.restart_at is not None:
+            if child.restarts.waiting:
                 if signals:
-                    child.exit_code = EXIT_STOPPED
-                elif time.monotonic() >= child.restart_at:
+                    child.exit_code = ExitCode.STOPPED
+                elif child.restarts.due():
                     start(child)
                 continue
             code = child.collect()
             if code is None:
                 continue
-            if signals or child.status in (b"stopped", b"killed") or code in (
-                EXIT_BAD_CONFIG, EXIT_NO_START
+            if signals or child.status in _CLEAN_ENDS or code in (
+                ExitCode.BAD_CONFIG, ExitCode.NO_START
             ):  # fmt: skip
                 child.exit_code = code
                 continue
             _crashed(child, code, store)
-        time.sleep(0.05)
+        clock.sleep(_POLL_S)
     # a worker process ended by a signal (negative code) was killed, as far as users go
-    return max(EXIT_KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
+    return max(ExitCode.KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
 
 
 def _crashed(child: _Child, code: int, store: QueueStore) -> None:
-    lived = time.monotonic() - child.started_at
-    if lived >= _HEALTHY_RUN_S:
-        child.pause_s = _FIRST_PAUSE_S
+    lived, pause = child.restarts.died()
     try:
         handed = store.recover([child.worker_id], only_stale=False)
     except RedisUnavailable as exc:
@@ -182,8 +218,6 @@ def _crashed(child: _Child, code: int, store: QueueStore) -> None:
         "running; %s; restarting it in %.1fs",
         child.worker_id, _describe(code), lived,
         f"handed {handed} task(s) it held back to the queue" if handed >= 0 else "",
-        child.pause_s,
+        pause,
     )  # fmt: skip
-    child.restart_at = time.monotonic() + child.pause_s
-    child.pause_s = min(child.pause_s * 2, _MAX_PAUSE_S)
     sys.stderr.flush()

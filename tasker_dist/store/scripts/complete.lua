@@ -24,8 +24,7 @@ local count = {completed = 0, failed = 0, retried = 0}
 local executions, exec_sum, wait_sum, lo, hi = 0, 0, 0, nil, nil
 local buckets = {}
 local skipped = 0
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, second = now_ms()
 local stored_failed = false
 local ids = {}
 for o = 4, #ARGV, 9 do ids[#ids + 1] = ARGV[o] end
@@ -82,9 +81,7 @@ if stored_failed then
     call_chunked('HDEL', KEYS[10], oldest)
   end
 end
-if count.retried > 0 and redis.call('LLEN', KEYS[9]) == 0 then
-  redis.call('LPUSH', KEYS[9], '1')
-end
+if count.retried > 0 then wake(KEYS[9]) end
 for _, name in ipairs({'completed', 'failed', 'retried'}) do
   if count[name] > 0 then redis.call('HINCRBY', KEYS[5], name, count[name]) end
 end
@@ -102,6 +99,6 @@ if executions > 0 then
 end
 local finished = count.completed + count.failed
 if finished > 0 then
-  redis.call('HINCRBY', KEYS[7], 'c:' .. t[1], finished)
+  redis.call('HINCRBY', KEYS[7], 'c:' .. second, finished)
 end
 return skipped

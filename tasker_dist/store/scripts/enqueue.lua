@@ -9,8 +9,7 @@ for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 call_chunked('HSET', KEYS[1], ARGV)
 call_chunked('LPUSH', KEYS[2], ids)
 redis.call('HINCRBY', KEYS[4], 'arrived', n)
-redis.call('HINCRBY', KEYS[5], 'a:' .. redis.call('TIME')[1], n)
-if redis.call('LLEN', KEYS[3]) == 0 then
-  redis.call('LPUSH', KEYS[3], '1')
-end
+local _, second = now_ms()
+redis.call('HINCRBY', KEYS[5], 'a:' .. second, n)
+wake(KEYS[3])
 return n

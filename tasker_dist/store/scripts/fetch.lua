@@ -16,8 +16,7 @@
 -- caller can put it in the failed store.
 -- If work is left behind, a token is pushed on the signal list so another blocked
 -- worker wakes up (each fetcher passes the wake-up on while work remains).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local want = tonumber(ARGV[1])
 redis.call('ZADD', KEYS[8], 'NX', now + tonumber(ARGV[3]), ARGV[2])
 local out = {now}
@@ -45,8 +44,5 @@ for lane = 1, 2 do
     end
   end
 end
-if redis.call('LLEN', KEYS[7]) == 0
-    and (redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])) > 0 then
-  redis.call('LPUSH', KEYS[7], '1')
-end
+if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) > 0 then wake(KEYS[7]) end
 return out

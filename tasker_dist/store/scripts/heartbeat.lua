@@ -11,8 +11,7 @@
 -- The workers zset scores each worker by the Redis time at which its heartbeat goes
 -- stale (now + its own TTL); a worker past it is dead, and the caller hands its held
 -- tasks back with recover.lua, which checks that again.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, second = now_ms()
 local ttl = tonumber(ARGV[2])
 local was_dead = redis.call('DEL', KEYS[7])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
@@ -20,7 +19,7 @@ if #ARGV > 3 then
   redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 end
 redis.call('PEXPIRE', KEYS[2], ttl)
-local oldest = tonumber(t[1]) - tonumber(ARGV[3])
+local oldest = tonumber(second) - tonumber(ARGV[3])
 for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
   if tonumber(string.sub(field, 3)) < oldest then
     redis.call('HDEL', KEYS[4], field)

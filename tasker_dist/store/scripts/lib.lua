@@ -1,6 +1,8 @@
--- Helpers put in front of every script (see __init__.py). A command over many fields is
--- one call, not one per field (each redis.call costs about a microsecond), but Redis's
--- Lua unpacks at most about 8,000 values into a call: so in chunks.
+-- Helpers put in front of every script (see __init__.py).
+
+-- A command over many fields is one call, not one per field (each redis.call costs about
+-- a microsecond), but Redis's Lua unpacks at most about 8,000 values into a call: so in
+-- chunks.
 local CHUNK = 1000 -- even, so that field/value pairs stay whole
 
 -- `command key values...`, in chunks.
@@ -20,3 +22,17 @@ local function hmget(key, fields)
   return out
 end
 
+
+-- Redis's clock, the only one scripts use: milliseconds, and the whole second as
+-- Redis gave it (rate buckets are per second).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1]
+end
+
+-- Wake one blocked worker: a token on the signal list `key`, unless one is there.
+local function wake(key)
+  if redis.call('LLEN', key) == 0 then
+    redis.call('LPUSH', key, '1')
+  end
+end

@@ -13,8 +13,7 @@
 -- alone, and one already recovered (by another worker) is no longer in the zset, so each
 -- task is handed back exactly once however many workers recover at the same time.
 -- Returns the number of tasks handed back.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local only_stale = ARGV[1] == '1'
 local moved = 0
 for i = 1, #ARGV - 1 do
@@ -33,7 +32,5 @@ for i = 1, #ARGV - 1 do
     end
   end
 end
-if moved > 0 and redis.call('LLEN', KEYS[3]) == 0 then
-  redis.call('LPUSH', KEYS[3], '1')
-end
+if moved > 0 then wake(KEYS[3]) end
 return moved

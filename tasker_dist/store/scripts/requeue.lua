@@ -21,7 +21,5 @@ for o = #ARGV - 1, 1, -2 do
     n = n + 1
   end
 end
-if n > 0 and redis.call('LLEN', KEYS[3]) == 0 then
-  redis.call('LPUSH', KEYS[3], '1')
-end
+if n > 0 then wake(KEYS[3]) end
 return n

@@ -19,7 +19,5 @@ for o = 1, #ARGV, 2 do
     n = n + 1
   end
 end
-if n > 0 and redis.call('LLEN', KEYS[7]) == 0 then
-  redis.call('LPUSH', KEYS[7], '1')
-end
+if n > 0 then wake(KEYS[7]) end
 return n

@@ -1,0 +1,72 @@
+"""`Lease`: this worker's hold on the tasks it takes, renewed by its heartbeat.
+
+Each heartbeat publishes the worker's stats and pushes its lease forward (it is stale
+after three missed beats plus a second, judged by Redis time). Its reply says whether
+this worker had been taken for dead meanwhile (its tasks were handed to others), which
+peers went stale (whose tasks this worker hands back), and whether a stop was asked for
+through Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import RedisUnavailable
+from ..metrics import RATE_WINDOW_S
+from ..store import Heartbeat, QueueStore
+
+__all__ = ["Lease"]
+
+log = logging.getLogger("tasker_dist.worker")
+
+
+class Lease:
+    def __init__(
+        self, store: QueueStore, worker_id: str, heartbeat_s: float, started_ms: int
+    ) -> None:
+        self._store = store
+        self._worker_id = worker_id
+        #: How long the lease lasts without a heartbeat (also the stats hash's TTL).
+        self.ttl_ms = int(max(3 * heartbeat_s, 1.0) * 1000) + 1000
+        self._stop_seen_ms = started_ms  # stop requests up to here are handled
+
+    def renew(self, stats: Mapping[str, Any]) -> Heartbeat | None:
+        """Heartbeat with ``stats``; None if Redis could not be reached (logged)."""
+        try:
+            return self._store.heartbeat(self._worker_id, self.ttl_ms, RATE_WINDOW_S + 2, stats)
+        except RedisUnavailable as exc:
+            log.warning("heartbeat failed: %s", exc)
+        except Exception:
+            log.exception("heartbeat failed")
+        return None
+
+    def recover_stale(self, hb: Heartbeat) -> None:
+        """Hand back the tasks of the peers whose lease ran out (each task once, whoever
+        else recovers them at the same time)."""
+        if not hb.stale_workers:
+            return
+        try:
+            if moved := self._store.recover(hb.stale_workers):
+                log.warning("handed back %d task(s) of dead worker(s) %s",
+                            moved, ", ".join(hb.stale_workers))  # fmt: skip
+        except RedisUnavailable as exc:
+            log.warning("recovering dead workers' tasks failed: %s", exc)
+
+    def stop_requested(self, hb: Heartbeat) -> bool:
+        """True once for each new stop request (for all workers, or for this one)."""
+        asked = max(hb.stop_all_ms or 0, hb.stop_me_ms or 0)
+        if asked <= self._stop_seen_ms:
+            return False
+        self._stop_seen_ms = asked
+        return True
+
+    def leave(self) -> None:
+        """Leave the cluster at once (not after the lease runs out), handing back any task
+        still held."""
+        try:
+            if handed := self._store.leave(self._worker_id):
+                log.warning("handed %d unfinished task(s) back on leaving", handed)
+        except RedisUnavailable as exc:
+            log.warning("could not leave the cluster cleanly: %s", exc)
