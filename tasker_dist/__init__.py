@@ -5,9 +5,7 @@ from tasker_dist import Config, TaskManager, Producer, AsyncProducer, TaskContex
 
 from __future__ import annotations
 
-from .client.async_producer import AsyncProducer
-from .client.listener import TaskFuture
-from .client.producer import Producer
+from .client import AsyncProducer, Producer, TaskFuture
 from .config import Config
 from .context import TaskContext
 from .errors import (
@@ -30,8 +28,8 @@ from .errors import (
     TaskRejected,
     TaskTimeout,
 )
-from .manager.task_manager import TaskManager
-from .metrics.stats import Metrics, Stats, WorkerInfo
+from .manager import TaskManager
+from .metrics import Metrics, Stats, WorkerInfo
 
 __all__ = [
     "AsyncProducer",

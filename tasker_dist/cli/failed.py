@@ -17,7 +17,7 @@ from ..errors import SerializationError
 from ..store import QueueStore
 from ..wire import FailedRecord, Signer, decode_task
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "describe", "run"]
 
 
 def add_parser(sub: Any, target: Any) -> None:

@@ -3,7 +3,19 @@ back. Imports the core, wire, metrics and store layers; never the worker.
 """
 
 from .async_producer import AsyncProducer
+from .callbacks import Callback, CallbackRunner
 from .listener import TaskFuture
 from .producer import Producer
+from .queueing import QueueingMethods
+from .submission import Options, build_task
 
-__all__ = ["AsyncProducer", "Producer", "TaskFuture"]
+__all__ = [
+    "AsyncProducer",
+    "Callback",
+    "CallbackRunner",
+    "Options",
+    "Producer",
+    "QueueingMethods",
+    "TaskFuture",
+    "build_task",
+]

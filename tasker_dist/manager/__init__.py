@@ -2,3 +2,7 @@
 every layer below it (client and worker included); nothing imports it but the package's
 public API and the command line.
 """
+
+from .task_manager import TaskManager
+
+__all__ = ["TaskManager"]

@@ -17,10 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar, cast
 
-from ..client import Producer, TaskFuture
-from ..client.callbacks import CallbackRunner
-from ..client.queueing import QueueingMethods
-from ..client.submission import Options, build_task
+from ..client import CallbackRunner, Options, Producer, QueueingMethods, TaskFuture, build_task
 from ..config import Config, resolve_redis_url
 from ..errors import RedisUnavailable, ShuttingDown, TaskCancelled
 from ..metrics import Metrics, RawCluster, Stats, build_metrics, build_stats

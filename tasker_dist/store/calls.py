@@ -17,6 +17,7 @@ from .keys import QueueKeys
 __all__ = [
     "Fetched",
     "Finished",
+    "Heartbeat",
     "ScriptCall",
     "cancel_call",
     "cluster_commands",
@@ -27,9 +28,13 @@ __all__ = [
     "parse_cluster",
     "parse_fetch",
     "parse_heartbeat",
+    "raw",
     "recover_call",
     "requeue_call",
     "retry_failed_call",
+    "text",
+    "worker_commands",
+    "worker_ids",
 ]
 
 

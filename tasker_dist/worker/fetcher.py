@@ -25,7 +25,10 @@ from ..store import QueueStore
 from .job import Job
 from .local_queue import LocalQueue
 
-__all__ = ["BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "ahead_of_slots", "per_slot"]
+__all__ = [
+    "BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "InHand", "Pace", "Slots", "ahead_of_slots",
+    "per_slot",
+]  # fmt: skip
 
 log = logging.getLogger("tasker_dist.worker")
 
