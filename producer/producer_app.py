@@ -1,4 +1,4 @@
-"""The producer service (SPEC §2, ``producer/``): a small web app that queues inventory tasks.
+"""The producer service (``producer/``): a small web app that queues inventory tasks.
 
 Standard library only (``http.server`` + ``json``). One `tasker_dist.Producer` serves every
 request; the tasks themselves run on ``tasker-worker worker_tasks:config`` daemons.
@@ -8,7 +8,7 @@ request; the tasks themselves run on ``tasker-worker worker_tasks:config`` daemo
     POST /reserve/<sku>  {"qty": n}  run worker_tasks.reserve: 200, or 409 if out of stock
     POST /enqueue/<sku>              queue a lookup, fire and forget: 202 {"task_id": ...}
     GET  /result/<task_id>[?wait=s]  200 result, 202 still pending, 404 unknown task
-    GET  /stats, GET /metrics        the cluster's stats and metrics (SPEC §5)
+    GET  /stats, GET /metrics        the cluster's stats and metrics
     GET  /healthz                    200 if Redis answers, else 503
 
 Errors are JSON ``{"error": "<exception type>", "message": "..."}``: 400 bad input,

@@ -23,7 +23,7 @@ _URL_SCHEMES = ("redis://", "rediss://", "unix://")
 def check_queue_name(queue: object, field_name: str = "queue") -> str:
     """Return ``queue`` if it is a usable queue name, else raise `ConfigError`.
 
-    Braces are refused because they would break the Redis Cluster hash tag (SPEC §8).
+    Braces are refused because they would break the Redis Cluster hash tag.
     """
     if not isinstance(queue, str) or not _QUEUE_NAME.fullmatch(queue):
         raise ConfigError(
@@ -92,7 +92,7 @@ class Config(Generic[R]):
     task is retried ahead of normal work, at most ``max_retries`` times (0: never).
     Slots burst from ``worker_count`` up to ``max_worker_count`` while the backlog grows,
     judged every ``burst_interval`` seconds. ``redis_url`` None means ``$TASKER_REDIS_URL``,
-    or, for a `TaskManager`, a private local server started for it (SPEC §6).
+    or, for a `TaskManager`, a private local server started for it.
 
     A task taken ``max_deliveries`` times without finishing (its worker process died each
     time) is not run again but quarantined in the failed store, which keeps the newest

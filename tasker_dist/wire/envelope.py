@@ -156,7 +156,7 @@ class Failure:
         return cls(kind, type_name, str(exc), tb, pickled)
 
     def to_exception(self) -> BaseException:
-        """The exception the caller should see (SPEC §3 error names)."""
+        """The exception the caller should see."""
         plain = _PLAIN.get(self.kind)
         if plain is not None:
             return plain(self.message)

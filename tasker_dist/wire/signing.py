@@ -1,4 +1,4 @@
-"""Signed frames around every task and result envelope (SPEC §7).
+"""Signed frames around every task and result envelope.
 
 A task runs cloudpickled code, so whoever can write to Redis could run code on every
 worker. Each envelope therefore travels in a frame::

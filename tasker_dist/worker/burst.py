@@ -1,4 +1,4 @@
-"""Bursting (SPEC §4): when to add or retire burst slots (`burst_delta`, pure logic),
+"""Bursting: when to add or retire burst slots (`burst_delta`, pure logic),
 and `BurstControl`, which judges it once per interval and acts on it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running one task with a resource, and judging its outcome (SPEC §4, §7).
+"""Running one task with a resource, and judging its outcome.
 
 `Executor.run` never raises: every outcome becomes a `Report`, including payloads that
 cannot be decoded (refused, kept in the failed store with their raw bytes and the

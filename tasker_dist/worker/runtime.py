@@ -1,4 +1,4 @@
-"""`WorkerRuntime`: the worker of SPEC §4, used by `tasker-worker` and by `TaskManager`.
+"""`WorkerRuntime`: the worker, used by `tasker-worker` and by `TaskManager`.
 
 It composes parts that each own one job: the slot pool (slots and their resources), the
 task runner (running, deadlines, writing results), the fetcher, the lease (heartbeat),

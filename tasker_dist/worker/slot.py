@@ -1,4 +1,4 @@
-"""`Slot`: one worker thread that owns one resource for its whole life (SPEC §4)."""
+"""`Slot`: one worker thread that owns one resource for its whole life."""
 
 from __future__ import annotations
 
