@@ -63,7 +63,7 @@ class WorkerRuntime:
         on_stop_request: Callable[[], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.config = config
+        self._config = config
         self.worker_id = worker_id or new_worker_id()
         self._store = store
         self._kill_mode = kill_mode
@@ -109,11 +109,11 @@ class WorkerRuntime:
         if (hb := self._lease.renew(self.stats_fields())) is not None:
             self._react(hb)
         self._heartbeat.start()
-        self._slots.add(self.config.worker_count, burst=False)
+        self._slots.add(self._config.worker_count, burst=False)
         self._runner.start()
         self._fetcher.start()
         log.info("worker %s serving queue %r with %d slot(s)",
-                 self.worker_id, self.config.queue, self.config.worker_count)  # fmt: skip
+                 self.worker_id, self._config.queue, self._config.worker_count)  # fmt: skip
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful: fetch nothing new, hand back what was fetched but not started,
@@ -134,7 +134,7 @@ class WorkerRuntime:
         if self._begin_end():
             self._quiesce()
         self._slots.cancel_running(CancelReason.KILLED)  # any task that started meanwhile
-        stuck = self._slots.settle_running(self.config.kill_grace)
+        stuck = self._slots.settle_running(self._config.kill_grace)
         if stuck and self._kill_mode is KillMode.REQUEUE:
             self._hand_back(stuck, "running")
         elif stuck:
@@ -210,7 +210,7 @@ class WorkerRuntime:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started_ms": self._started_ms,
-            "base": self.config.worker_count,
+            "base": self._config.worker_count,
             "active": counts.ready,
             "burst": counts.burst,
             "running": counts.running,
@@ -220,8 +220,8 @@ class WorkerRuntime:
     def _beat_loop(self) -> None:
         """Beat every ``heartbeat_interval`` (at once when slots come or go), react to
         what the beat says, and judge bursting every ``burst_interval``."""
-        tick = min(self.config.heartbeat_interval, self.config.burst_interval)
-        next_burst = self._clock.monotonic() + self.config.burst_interval
+        tick = min(self._config.heartbeat_interval, self._config.burst_interval)
+        next_burst = self._clock.monotonic() + self._config.burst_interval
         while True:
             self._clock.wait(self._nudge, tick)
             self._nudge.clear()
@@ -233,7 +233,7 @@ class WorkerRuntime:
             try:
                 self._react(hb)
                 if self._clock.monotonic() >= next_burst and not self._slots.halting.is_set():
-                    next_burst = self._clock.monotonic() + self.config.burst_interval
+                    next_burst = self._clock.monotonic() + self._config.burst_interval
                     self._burst.adjust(hb)
             except Exception:  # the heartbeat must outlive any error of ours
                 log.exception("handling a heartbeat failed")
