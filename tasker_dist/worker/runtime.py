@@ -136,7 +136,7 @@ class WorkerRuntime:
         self._slots.cancel_running(CancelReason.KILLED)  # any task that started meanwhile
         stuck = self._slots.settle_running(self._config.kill_grace)
         if stuck and self._kill_mode is KillMode.REQUEUE:
-            self._hand_back(stuck, "running")
+            self._hand_back(stuck, "running", logging.WARNING)
         elif stuck:
             self._runner.fail_cancelled(stuck)
         self._finish()
@@ -161,14 +161,14 @@ class WorkerRuntime:
         self._fetcher.stop(timeout=5)
         unstarted = self._local.drain()
         self._local.close()
-        self._hand_back(unstarted, "fetched but unstarted")
+        self._hand_back(unstarted, "fetched but unstarted", logging.INFO)
 
-    def _hand_back(self, jobs: list[Job], what: str) -> None:
+    def _hand_back(self, jobs: list[Job], what: str, level: int) -> None:
         if not jobs:
             return
         try:
             handed = self._store.requeue(self.worker_id, _held(jobs))
-            log.info("handed %d %s task(s) back to the queue", handed, what)
+            log.log(level, "handed %d %s task(s) back to the queue", handed, what)
         except RedisUnavailable as exc:
             log.error("could not hand back %d %s task(s): %s", len(jobs), what, exc)
 
