@@ -31,7 +31,9 @@ class AsyncQueueStore:
         script = self._scripts.get(job.script)
         if script is None:
             script = self._scripts[job.script] = self.client.register_script(source(job.script))
-        return await call_async(job.script, self.url, lambda: script(keys=job.keys, args=job.args))
+        return await call_async(job.script, self.url,
+                                lambda: script(keys=job.keys, args=job.args),
+                                repeatable=job.repeatable)  # fmt: skip
 
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))

@@ -43,6 +43,10 @@ class ScriptCall:
     script: str
     keys: list[str | bytes]
     args: list[Any]
+    #: False when running the script twice is not the same as once: a call whose reply
+    #: was lost (the connection dropped after Redis ran it) is then not sent again, and
+    #: the caller learns that it may or may not have run.
+    repeatable: bool = True
 
 
 class Fetched(NamedTuple):  # not a frozen dataclass: one per task, and 3x faster to make
@@ -86,6 +90,9 @@ def fetch_call(keys: QueueKeys, worker_id: str, limit: int, ttl_ms: int) -> Scri
         [keys.priority, keys.pending, keys.tasks, keys.retries, keys.deliveries,
          keys.held(worker_id), keys.signal, keys.workers],
         [limit, worker_id, ttl_ms],
+        # Sent again, it would take more tasks, and those the first one took would sit
+        # in the held hash with nobody knowing: the fetcher reconciles instead.
+        repeatable=False,
     )  # fmt: skip
 
 

@@ -84,22 +84,29 @@ def redis_errors(doing: str, url: str) -> Iterator[None]:
         raise RedisUnavailable(f"{doing} failed on {_safe(url)}: {exc}") from exc
 
 
-def call(doing: str, url: str, fn: Callable[[], T]) -> T:
+def call(doing: str, url: str, fn: Callable[[], T], *, repeatable: bool = True) -> T:
     """Run one Redis operation; a dropped connection (a restart, an idle timeout) is
-    retried once on a fresh one, anything else is `RedisUnavailable` at once."""
+    retried once on a fresh one if the operation is ``repeatable``; anything else is
+    `RedisUnavailable` at once."""
     with redis_errors(doing, url):
         try:
             return fn()
         except redis.ConnectionError:
+            if not repeatable:
+                raise
             return fn()
 
 
-async def call_async(doing: str, url: str, fn: Callable[[], Awaitable[T]]) -> T:
+async def call_async(
+    doing: str, url: str, fn: Callable[[], Awaitable[T]], *, repeatable: bool = True
+) -> T:
     """`call` for asyncio."""
     with redis_errors(doing, url):
         try:
             return await fn()
         except redis.ConnectionError:
+            if not repeatable:
+                raise
             return await fn()
 
 

@@ -40,7 +40,8 @@ class QueueStore:
         script = self._scripts.get(job.script)
         if script is None:
             script = self._scripts[job.script] = self.client.register_script(source(job.script))
-        return call(job.script, self.url, lambda: script(keys=job.keys, args=job.args))
+        return call(job.script, self.url, lambda: script(keys=job.keys, args=job.args),
+                    repeatable=job.repeatable)  # fmt: skip
 
     def ping(self) -> None:
         call("PING", self.url, self.client.ping)
