@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tasker_dist import Producer
 from tasker_dist.parent_death import die_with_parent
 from tasker_dist.store.embedded_server import EmbeddedServer
 
@@ -82,65 +83,120 @@ def queue() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-class WorkerProcess:
-    """A real `tasker-worker` daemon started by a test."""
+@pytest.fixture
+def producer(redis_url: str, queue: str) -> Iterator[Producer]:
+    with Producer(redis_url, queue) as p:
+        yield p
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+
+def run_tasker(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``tasker <args>``, to its end; the caller checks the exit code."""
+    return subprocess.run([TASKER_BIN, *args], capture_output=True, text=True, timeout=30,
+                          check=False, env=env)  # fmt: skip
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process descended from it (from Linux's /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # "pid (comm) state ppid ...", where comm may hold spaces and parentheses
+        pid, ppid = int(text.split(" ", 1)[0]), int(text.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in tree:
+            tree.add(pid)
+            todo.extend(children.get(pid, []))
+    return tree
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class ChildProcess:
+    """A real program a test starts (a `tasker-worker` daemon, a compose service's
+    command), its output in a log file."""
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str], log_path: Path, name: str = ""
+    ) -> None:
+        self.name = name or Path(argv[0]).name
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # If the test run itself dies (killed, not failed), its daemons go with it.
-        self.proc = subprocess.Popen(
-            [WORKER_BIN, *args], cwd=ROOT, env=env, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see processes.py
-        )  # fmt: skip
+        self._terminated = False
+        # The child writes to its own copy of the descriptor: ours can go at once.
+        with open(log_path, "wb") as log:
+            # If the test run itself dies (killed, not failed), its children go with it.
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see parent_death.py
+            )  # fmt: skip
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def worker_pids(self) -> set[int]:
-        """Pids of the worker processes this daemon's supervisor runs (Linux /proc)."""
+        """Pids of the processes this one started (for a `tasker-worker`: the worker
+        processes its supervisor runs), from Linux's /proc."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         try:
             return {int(p) for p in path.read_text().split()}
         except FileNotFoundError:
             return set()
 
+    def owns(self, pid: int) -> bool:
+        """True if ``pid`` is this process or one it started, at any depth."""
+        return pid in process_tree(self.proc.pid)
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
+
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one would tell a `tasker-worker` to kill its tasks."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float = 15.0) -> int:
         return self.proc.wait(timeout)
 
     def output(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within ``timeout``."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture
 def start_worker(
     redis_url: str, queue: str, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
+) -> Iterator[Callable[..., ChildProcess]]:
     """Start ``tasker-worker <config> --redis-url <test server> --queue <test queue>``."""
-    started: list[WorkerProcess] = []
+    started: list[ChildProcess] = []
 
     def start(
         config: str = "tests.tasks:config", *extra: str, env: dict[str, str] | None = None
-    ) -> WorkerProcess:
+    ) -> ChildProcess:
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        args = [config, "--redis-url", redis_url, "--queue", queue, *extra]
-        proc = WorkerProcess(args, full_env, tmp_path / f"worker-{len(started)}.log")
+        argv = [WORKER_BIN, config, "--redis-url", redis_url, "--queue", queue, *extra]
+        proc = ChildProcess(argv, full_env, tmp_path / f"worker-{len(started)}.log")
         started.append(proc)
         return proc
 

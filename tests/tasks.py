@@ -78,17 +78,14 @@ def sleep_then(ctx: TaskContext, r: Resource, seconds: float, value: Any) -> Any
     return value
 
 
-def wait_cancel(ctx: TaskContext, r: Resource, seconds: float) -> str:
-    """Waits cooperatively; returns "cancelled" if cancelled first."""
-    if ctx.wait(seconds):
-        ctx.raise_if_cancelled()
-    return "finished"
-
-
-def ignore_cancel(ctx: TaskContext, r: Resource, seconds: float) -> str:
-    """A task that does not cooperate with cancellation."""
-    time.sleep(seconds)
-    return "finished"
+def run_until_file(ctx: TaskContext, r: Resource, path: str, value: Any) -> Any:
+    """Runs, deaf to cancellation (as code stuck in a C call is), until the file ``path``
+    exists, then returns ``value``: the test decides when it ends instead of guessing a
+    duration. Gives up after a minute so that a failed test cannot leave it running."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return value
 
 
 def unhealthy(ctx: TaskContext, r: Resource) -> None:

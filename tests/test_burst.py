@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from tasker_dist.clock import SYSTEM_CLOCK
+from tasker_dist.store import Fetched
 from tasker_dist.worker.burst import BurstSample, burst_delta
 from tasker_dist.worker.fetcher import (
     BATCH_BUDGET_S,
@@ -157,6 +158,26 @@ def test_a_budget_of_the_pools_work_ahead_of_longer_tasks() -> None:
     assert ahead_of_slots(4, BATCH_BUDGET_S / 1.5) == 4  # at most one per slot
 
 
+class RecordingStore:
+    """The fetcher's side of Redis: records each fetch's limit; nothing is ever queued."""
+
+    def __init__(self) -> None:
+        self.limits: list[int] = []
+        self.fetched = threading.Event()
+        self.woken = threading.Event()
+
+    def fetch(self, worker_id: str, limit: int, ttl_ms: int) -> tuple[int, list[Fetched]]:
+        self.limits.append(limit)
+        self.fetched.set()
+        return 0, []
+
+    def wait_for_work(self, worker_id: str) -> None:
+        self.woken.wait(5)
+
+    def wake_worker(self, worker_id: str) -> None:
+        self.woken.set()
+
+
 def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
     """A worker starting on unknown tasks fetches one per slot; once its first task is
     seen to be short, the next fetch is a batch, not one more task per round trip."""
@@ -176,7 +197,8 @@ def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
             return 1
 
     pace = Pace()
-    fetcher = Fetcher(None, "w", 1000, local, pace=pace, slots=OneSlot(), in_hand=(),  # type: ignore[arg-type]
+    store = RecordingStore()
+    fetcher = Fetcher(store, "w", 1000, local, pace=pace, slots=OneSlot(), in_hand=(),  # type: ignore[arg-type]
                       clock=SYSTEM_CLOCK)  # fmt: skip
 
     def slot() -> None:  # ran its first task in 10 us, now waits for the next
@@ -186,8 +208,11 @@ def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
 
     waiting = threading.Thread(target=slot, daemon=True)
     waiting.start()
+    fetcher.start()
     try:
-        assert fetcher._wanted() == per_slot(10e-6) > 1
+        assert store.fetched.wait(5), "the fetcher never fetched"
+        assert store.limits[0] == per_slot(10e-6) > 1
     finally:
+        fetcher.stop(5)
         local.close()
         waiting.join(5)

@@ -107,16 +107,19 @@ def test_non_callable_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "fn",
-    [len, functools.partial(module_level_task, None), print],
+    ("fn", "args", "expected"),
+    [
+        (len, ("abc",), 3),
+        (functools.partial(module_level_task, None), (None, 4), 8),
+        (print, ("",), None),
+    ],
     ids=["builtin", "partial", "print"],
 )
 def test_callables_that_cannot_be_weakly_referenced_still_pickle(
-    fn: Callable[..., Any],
+    fn: Callable[..., Any], args: tuple[Any, ...], expected: object
 ) -> None:
     data = dumps_callable(fn)
-    back = cloudpickle.loads(data)
-    assert callable(back)
+    assert cloudpickle.loads(data)(*args) == expected
     assert dumps_callable(fn) == data
 
 

@@ -25,7 +25,7 @@ from tasker_dist.store.embedded_server import EmbeddedServer
 from tasker_dist.store.keys import QueueKeys
 
 from . import tasks
-from .conftest import WorkerProcess, wait_until
+from .conftest import ChildProcess, wait_until
 
 DAEMON_ENV = {"TASKER_TEST_WORKERS": "2", "TASKER_TEST_HEARTBEAT": "0.2",
               "TASKER_TEST_KILL_GRACE": "0.5"}  # fmt: skip
@@ -62,7 +62,7 @@ def _assert_nothing_left_behind(client: redis.Redis, queue: str) -> None:
 
 
 def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
-    start_worker: Callable[..., WorkerProcess], redis_url: str, queue: str,
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str,
     raw_redis: redis.Redis, tmp_path: Path,
 ) -> None:  # fmt: skip
     rng = random.Random(7)
@@ -77,8 +77,20 @@ def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
         doomed: set[int] = set()  # worker processes killed or frozen while serving
         kills = 0
         frozen = False
-        while producer.metrics().total_tasks_completed < TASKS and time.monotonic() - start < 60:
-            time.sleep(rng.uniform(0.7, 1.2))
+
+        def all_done() -> bool:
+            return producer.metrics().total_tasks_completed >= TASKS
+
+        def pause(seconds: float) -> None:
+            """The pace of the faults, cut short once every task is done."""
+            end = time.monotonic() + seconds
+            wait_until(lambda: time.monotonic() >= end or all_done(), timeout=seconds + 5,
+                       interval=0.05, message="the next fault")  # fmt: skip
+
+        while not all_done() and time.monotonic() - start < 60:
+            pause(rng.uniform(0.7, 1.2))
+            if all_done():
+                break
             live = [d for d in daemons if d.proc.poll() is None]
             if not frozen and kills == 2:
                 victim = rng.choice(live)
@@ -110,6 +122,8 @@ def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
     assert metrics.total_tasks_failed == 0
     assert kills >= 3
     assert frozen
+    for d in daemons:  # all at once, then each waited for
+        d.terminate()
     for d in daemons:
         d.stop()
     _assert_nothing_left_behind(raw_redis, queue)
@@ -119,7 +133,7 @@ def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
 
 
 def test_redis_restart_with_aof_mid_run(
-    start_worker: Callable[..., WorkerProcess], queue: str, tmp_path: Path
+    start_worker: Callable[..., ChildProcess], queue: str, tmp_path: Path
 ) -> None:
     server = EmbeddedServer.start(("--appendonly", "yes", "--appendfsync", "always"))
     ledger = tmp_path / "ledger"

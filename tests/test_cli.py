@@ -10,31 +10,12 @@ from pathlib import Path
 
 import redis
 
-from .conftest import TASKER_BIN
+from .conftest import TASKER_BIN, alive, process_tree, run_tasker
 
 
 def _leftovers(pid: int) -> list[Path]:
     """Temp dirs of a tasker process (they are named after their owner's pid)."""
     return list(Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"))
-
-
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
@@ -68,10 +49,10 @@ def test_tasker_server_serves_until_interrupted() -> None:
         client = redis.Redis.from_url(url)
         assert client.ping()
         client.close()
-        [server] = _descendants(proc.pid)
+        [server] = process_tree(proc.pid) - {proc.pid}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
-        assert not _alive(server)
+        assert not alive(server)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -81,12 +62,10 @@ def test_tasker_server_serves_until_interrupted() -> None:
     assert _leftovers(proc.pid) == []
 
 
-def test_commands_without_a_redis_url_explain_what_to_pass(tmp_path: Path) -> None:
-    out = subprocess.run([TASKER_BIN, "stats"], capture_output=True, text=True, timeout=30,
-                         check=False, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+def test_commands_without_a_redis_url_explain_what_to_pass() -> None:
+    out = run_tasker("stats", env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 2
     assert "--redis-url" in out.stderr
-    out = subprocess.run([TASKER_BIN, "stats", "--redis-url", "redis://127.0.0.1:1/0"],
-                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    out = run_tasker("stats", "--redis-url", "redis://127.0.0.1:1/0")
     assert out.returncode == 1
     assert "127.0.0.1:1" in out.stderr

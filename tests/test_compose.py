@@ -9,13 +9,11 @@ run only where an engine with the compose plugin is present.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import re
 import shlex
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -32,9 +30,8 @@ import pytest
 import yaml
 
 from tasker_dist import Producer
-from tests.conftest import TEST_SECRET, wait_until
+from tests.conftest import ROOT, TEST_SECRET, ChildProcess, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORKER_DOCKERFILE = ROOT / "worker" / "Dockerfile"
 PRODUCER_DOCKERFILE = ROOT / "producer" / "Dockerfile"
@@ -326,61 +323,6 @@ def test_worker_tasks_health_check() -> None:
 # -- (c) the containers' commands as plain processes ------------------------------------------
 
 
-def process_tree(root: int) -> set[int]:
-    """``root`` and every live process descended from it (from Linux's /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # ended meanwhile
-            continue
-        # "pid (comm) state ppid ...", where comm may hold spaces and parentheses
-        pid, ppid = int(text.split(" ", 1)[0]), int(text.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(pid)
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, []))
-    return tree
-
-
-class Service:
-    """One process started with a container's command and environment."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-
-    def owns(self, pid: int) -> bool:
-        """True if ``pid`` is this process or one it started (`tasker-worker` may run its
-        worker runtime in child processes)."""
-        return pid in process_tree(self.proc.pid)
-
-    def output(self) -> str:
-        # The child writes to the file directly: there is nothing of ours to flush.
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float = 15.0) -> int:
-        return self.proc.wait(timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
 class Stack:
     """The compose stack without Docker: the test Redis, worker daemons and the web app."""
 
@@ -388,31 +330,30 @@ class Stack:
         self.redis_url = redis_url
         self.queue = queue
         self.tmp_path = tmp_path
-        self.services: list[Service] = []
-        self.workers: list[Service] = []
-        self.producer: Service | None = None
+        self.services: list[ChildProcess] = []
+        self.workers: list[ChildProcess] = []
         self.base_url = ""
         # Shared by every worker of this test, as the compose volume is by the containers.
         self._common = {"TASKER_QUEUE": queue, "INVENTORY_DB": str(tmp_path / "inventory.sqlite3")}
 
-    def _start(self, name: str, df_path: Path, overrides: dict[str, str]) -> Service:
+    def _start(self, name: str, df_path: Path, overrides: dict[str, str]) -> ChildProcess:
         df = Dockerfile.read(df_path)
         env = host_env(df, service(name), self.redis_url, **self._common, **overrides)
         log_path = self.tmp_path / f"{name}-{len(self.services)}.log"
-        svc = Service(name, host_command(df), env, log_path)
+        svc = ChildProcess(host_command(df), env, log_path, name=name)
         self.services.append(svc)
         return svc
 
-    def start_worker(self) -> Service:
+    def start_worker(self) -> ChildProcess:
         worker = self._start("worker", WORKER_DOCKERFILE, {})
         self.workers.append(worker)
         return worker
 
-    def start_producer(self, **env: str) -> str:
+    def start_producer(self, **env: str) -> ChildProcess:
+        """The web app, once it listens on `base_url`."""
         # PORT=0: the app binds a free port and logs it, so no port is guessed.
         overrides = {"PORT": "0", "HOST": "127.0.0.1", **env}
         producer = self._start("producer", PRODUCER_DOCKERFILE, overrides)
-        self.producer = producer
 
         def listening() -> str | None:
             assert producer.proc.poll() is None, f"producer exited:\n{producer.output()}"
@@ -420,7 +361,7 @@ class Stack:
             return f"http://{found[1]}:{found[2]}" if found else None
 
         self.base_url = str(wait_until(listening, timeout=15, message="the producer to listen"))
-        return self.base_url
+        return producer
 
     def served_by_ours(self, pid: int) -> bool:
         return any(w.owns(pid) for w in self.workers)
@@ -431,12 +372,10 @@ class Stack:
         )
 
     def close(self) -> None:
-        for svc in self.services:
+        for svc in self.services:  # all at once, then each waited for
             svc.terminate()
         for svc in self.services:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                svc.wait(15)
-            svc.close()
+            svc.stop()
 
 
 @pytest.fixture
@@ -543,7 +482,7 @@ def test_enqueue_waits_in_redis_until_a_worker_serves_it(stack: Stack) -> None:
     status, body = call(stack, "GET", f"/result/{task_id}?wait=0.2")
     assert (status, body["status"]) == (202, "pending"), body
     status, stats = call(stack, "GET", "/stats")
-    assert (stats["queued_tasks"], stats["workers"]) == (1, [])
+    assert (status, stats["queued_tasks"], stats["workers"]) == (200, 1, []), stats
 
     status, body = call(stack, "GET", "/result/" + "0" * 32)
     assert (status, body["error"]) == (404, "TaskNotFound"), body
@@ -567,6 +506,7 @@ def test_enqueue_waits_in_redis_until_a_worker_serves_it(stack: Stack) -> None:
 
     # An enqueued task that fails: the error is its own, by name.
     status, body = call(stack, "POST", "/enqueue/no-such-sku")
+    assert status == 202, body
     status, body = call(stack, "GET", f"/result/{body['task_id']}?wait=10")
     assert (status, body["error"]) == (404, "UnknownSku"), body
 
@@ -575,13 +515,11 @@ def test_sigterm_stops_worker_and_producer_cleanly(
     stack: Stack, redis_url: str, queue: str
 ) -> None:
     worker = stack.start_worker()
-    stack.start_producer()
+    producer = stack.start_producer()
     wait_for_workers(stack)
     status, item = call(stack, "POST", "/lookup/gizmo")
     assert (status, item["qty"]) == (200, 0), item
 
-    producer = stack.producer
-    assert producer is not None
     for svc in (worker, producer):
         svc.terminate()
     assert worker.wait(15) == 0, stack.logs()
@@ -613,9 +551,7 @@ def test_lookup_with_no_worker_times_out_and_completes_later(stack: Stack) -> No
 def test_producer_sigterm_answers_requests_still_waiting(stack: Stack) -> None:
     """No worker serves the queue: a lookup waits; SIGTERM answers it 503, not a hang or a
     dropped connection, the app exits 0, and the queued task stays queued."""
-    stack.start_producer(REQUEST_TIMEOUT="30")
-    producer = stack.producer
-    assert producer is not None
+    producer = stack.start_producer(REQUEST_TIMEOUT="30")
     answers: list[tuple[int, Any]] = []
     waiting = threading.Thread(target=lambda: answers.append(call(stack, "POST", "/lookup/widget")))
     waiting.start()

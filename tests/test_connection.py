@@ -11,7 +11,16 @@ import pytest
 from redis.connection import PythonRespSerializer
 from redis.exceptions import DataError
 
-from tasker_dist.store.connection import _Packer, connect
+from tasker_dist.store.connection import connect
+
+# Packing needs no server: the connection is made, never opened.
+_UNUSED_URL = "redis://127.0.0.1:1/0"
+
+
+def _packed(*args: Any) -> bytes:
+    """What a client from `connect` sends for a command of ``args``."""
+    connection = connect(_UNUSED_URL, timeout=1.0).connection_pool.make_connection()
+    return b"".join(connection.pack_command(*args))
 
 
 def _redis_py(*args: Any) -> bytes:
@@ -34,12 +43,12 @@ def _redis_py(*args: Any) -> bytes:
 )
 def test_packs_as_redis_py_does(args: tuple[Any, ...]) -> None:
     expected = _redis_py(*(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args))
-    assert b"".join(_Packer().pack(*args)) == expected
+    assert _packed(*args) == expected
 
 
 def test_an_argument_redis_cannot_take_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="str, int, float or bytes"):
-        _Packer().pack("SET", "key", None)
+        _packed("SET", "key", None)
 
 
 def test_clients_work_against_a_real_server(redis_url: str, queue: str) -> None:
@@ -50,7 +59,8 @@ def test_clients_work_against_a_real_server(redis_url: str, queue: str) -> None:
         client.hset(key + ":h", mapping={"a": 1, "b": 2.5, "c": b"x"})
         assert client.get(key) == b"\x00binary\xff"
         assert client.hgetall(key + ":h") == {b"a": b"1", b"b": b"2.5", b"c": b"x"}
-        assert client.config_get("maxmemory-policy")  # "CONFIG GET": two words, split
+        # "CONFIG GET": two words, split
+        assert "maxmemory-policy" in client.config_get("maxmemory-policy")
         pipe = client.pipeline(transaction=True)
         pipe.incr(key + ":n").incr(key + ":n")
         assert pipe.execute() == [1, 2]

@@ -13,7 +13,7 @@ import redis
 from tasker_dist import EmbeddedServerError
 from tasker_dist.store.embedded_server import EmbeddedServer, find_server_binary
 
-from .conftest import wait_until
+from .conftest import alive, wait_until
 
 
 def test_prefers_redis_server_on_path_then_the_wheel(
@@ -62,14 +62,7 @@ def test_a_killed_owner_leaves_no_server_and_its_directory_is_swept() -> None:
     workdir, pid = out.stdout.split()
     assert Path(workdir).exists()  # SIGKILL skipped the owner's cleanup
 
-    def server_gone() -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        except FileNotFoundError:
-            return True
-        return state == "Z"  # dead, waiting to be reaped by its new parent
-
-    wait_until(server_gone, message="the orphaned server to die with its owner")
+    wait_until(lambda: not alive(int(pid)), message="the orphaned server to die with its owner")
     EmbeddedServer.start().stop()  # the next start sweeps what the dead owner left
     assert not Path(workdir).exists()
     assert os.path.basename(workdir).startswith("tasker-redis-")

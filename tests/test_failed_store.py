@@ -4,35 +4,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from tasker_dist import MaxRetriesExceeded, Producer
+from tasker_dist import MaxRetriesExceeded, Producer, TaskRejected
 from tasker_dist.store.keys import QueueKeys
 from tasker_dist.wire import new_task_id
 from tasker_dist.wire.signing import Signer
 
 from . import tasks
-from .conftest import TASKER_BIN, WorkerProcess
-
-
-@pytest.fixture
-def producer(redis_url: str, queue: str) -> Iterator[Producer]:
-    with Producer(redis_url, queue) as p:
-        yield p
+from .conftest import ChildProcess, run_tasker
 
 
 def _tasker(redis_url: str, queue: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TASKER_BIN, "failed", *args, "--redis-url", redis_url,
-                           "--queue", queue], capture_output=True, text=True, timeout=30,
-                          check=False)  # fmt: skip
+    return run_tasker("failed", *args, "--redis-url", redis_url, "--queue", queue)
 
 
 def test_list_show_retry_and_purge(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, raw_redis: redis.Redis,
+    start_worker: Callable[..., ChildProcess], producer: Producer, raw_redis: redis.Redis,
     redis_url: str, queue: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     start_worker(env={"TASKER_TEST_MAX_RETRIES": "0"})
@@ -44,7 +36,8 @@ def test_list_show_retry_and_purge(
     keys = QueueKeys(queue)
     raw_redis.hset(keys.tasks, forged, Signer(b"a-wrong-secret-!" * 2).seal(b"\x90"))
     raw_redis.lpush(keys.pending, forged)
-    with pytest.raises(Exception, match="signature did not verify"):
+    raw_redis.lpush(keys.signal, 1)  # wake the worker, as a producer's enqueue does
+    with pytest.raises(TaskRejected, match="signature did not verify"):
         producer.result(forged, timeout=15)
 
     listing = _tasker(redis_url, queue, "list", "--json")

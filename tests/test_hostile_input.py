@@ -7,7 +7,7 @@ why; the worker lives on and the next valid task runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -22,23 +22,22 @@ from tasker_dist.wire.envelope import FailedRecord
 from tasker_dist.wire.signing import Signer
 
 from . import tasks
-from .conftest import TEST_SECRET, WorkerProcess, wait_until
+from .conftest import TEST_SECRET, ChildProcess, wait_until
 
 GOOD = Signer(TEST_SECRET.encode())
 
 
-@pytest.fixture
-def producer(redis_url: str, queue: str) -> Iterator[Producer]:
-    with Producer(redis_url, queue) as p:
-        yield p
-
-
-def _push(raw_redis: redis.Redis, queue: str, task_id: bytes, frame: bytes | None) -> None:
-    """What an attacker (or a bug elsewhere) with write access to Redis could do."""
+def _push(
+    raw_redis: redis.Redis, queue: str, task_id: bytes, frame: bytes | None, *, wake: bool = True
+) -> None:
+    """What an attacker (or a bug elsewhere) with write access to Redis could do; with
+    ``wake``, the token a producer's enqueue pushes so that a blocked worker fetches now."""
     keys = QueueKeys(queue)
     if frame is not None:
         raw_redis.hset(keys.tasks, task_id, frame)
     raw_redis.lpush(keys.pending, task_id)
+    if wake:
+        raw_redis.lpush(keys.signal, 1)
 
 
 def _canary_frame(canary: Path, signer: Signer) -> tuple[str, bytes]:
@@ -69,7 +68,7 @@ def _cases(canary: Path) -> dict[str, tuple[bytes, str]]:
 
 
 def test_garbage_and_forgeries_never_run(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, raw_redis: redis.Redis,
+    start_worker: Callable[..., ChildProcess], producer: Producer, raw_redis: redis.Redis,
     queue: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     daemon = start_worker()
@@ -84,9 +83,10 @@ def test_garbage_and_forgeries_never_run(
         assert record.payload == frame, name
         assert reason in record.reason, name
         assert not canary.exists(), name
-    # a bare id of random bytes with no envelope at all
+    # a bare id of random bytes with no envelope at all, pushed without the wake-up
+    # token: the worker finds it anyway once its blocking read times out
     odd = b"\xff\xfe\x00garbage-id"
-    _push(raw_redis, queue, odd, None)
+    _push(raw_redis, queue, odd, None, wake=False)
     wait_until(lambda: raw_redis.hexists(keys.failed, odd), message="the garbage id kept")
     record = FailedRecord.decode(raw_redis.hget(keys.failed, odd) or b"")
     assert record.payload == odd
@@ -100,7 +100,7 @@ def test_garbage_and_forgeries_never_run(
 
 
 def test_a_task_that_keeps_killing_its_worker_is_quarantined(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, raw_redis: redis.Redis,
+    start_worker: Callable[..., ChildProcess], producer: Producer, raw_redis: redis.Redis,
     queue: str,
 ) -> None:  # fmt: skip
     daemon = start_worker(env={"TASKER_TEST_WORKERS": "1", "TASKER_TEST_MAX_DELIVERIES": "2"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
+import redis
 
 from tasker_dist import (
     Config,
@@ -25,9 +27,9 @@ from tasker_dist import (
     TaskTimeout,
 )
 from tasker_dist.store.embedded_server import EmbeddedServer
-from tasker_dist.store.queue_store import QueueStore
 
-from .conftest import wait_until
+from .conftest import alive, process_tree, wait_until
+from .redis_proxy import RedisProxy
 
 
 class Res:
@@ -90,11 +92,11 @@ def make_manager(redis_url: str, queue: str) -> Iterator[Callable[..., TaskManag
         t = tracker or Tracker()
         kwargs.setdefault("heartbeat_interval", 0.1)
         kwargs.setdefault("burst_interval", 0.1)
+        kwargs.setdefault("redis_url", redis_url)
         m = TaskManager(
             Config(
                 on_create=t.create,
                 on_destroy=t.destroy,
-                redis_url=redis_url,
                 queue=queue,
                 check_health=lambda e: not isinstance(e, Unhealthy),
                 **kwargs,
@@ -174,10 +176,10 @@ def test_callback_runs_later_with_result_or_error(make_manager: Callable[..., An
     start = time.monotonic()
     task_id = m.queue_task_with_callback(slow, callback)
     assert time.monotonic() - start < 0.2  # returned before the task finished
-    assert isinstance(task_id, str)
     m.queue_task_with_callback(lambda ctx, r: 1 / 0, callback)
     assert done.wait(10)
     assert (35, None) in got
+    assert m.result(task_id, timeout=10) == 35  # the id it returned names the task
     errors = [e for _, e in got if e is not None]
     assert len(errors) == 1
     assert isinstance(errors[0], ZeroDivisionError)
@@ -258,7 +260,6 @@ def test_unhealthy_error_replaces_resource_and_retries(make_manager: Callable[..
 def test_max_retries_exceeded_and_slots_are_never_lost(make_manager: Callable[..., Any]) -> None:
     tracker = Tracker()
     m = make_manager(tracker, worker_count=2, max_retries=2)
-    attempts: list[int] = []
 
     def always_broken(ctx: TaskContext, r: Res) -> None:
         raise Unhealthy(f"attempt {ctx.attempt}")
@@ -267,7 +268,6 @@ def test_max_retries_exceeded_and_slots_are_never_lost(make_manager: Callable[..
         with pytest.raises(MaxRetriesExceeded, match="max retries exceeded: attempt 2") as info:
             m.queue_task(always_broken)
         assert isinstance(info.value.__cause__, Unhealthy)
-    del attempts
     # 3 tasks x 3 attempts destroyed 9 resources; every slot was replaced (Go lost them).
     wait_until(
         lambda: tracker.count("destroy") == 9 and m.stats().active_workers == 2,
@@ -338,18 +338,19 @@ def test_sys_exit_in_a_task_fails_the_task_not_the_worker(
 def test_task_timeout_cancels_and_fails_with_task_timeout(
     make_manager: Callable[..., Any],
 ) -> None:
-    m = make_manager(task_timeout=0.2)
-    seen: list[bool] = []
+    tracker = Tracker()
+    m = make_manager(tracker, task_timeout=0.2)
 
     def slow(ctx: TaskContext, r: Res) -> str:
-        cancelled = ctx.wait(5)
-        seen.append(cancelled)
+        r.ran.append(ctx.wait(5))  # True: woken by the cancellation, not after 5 s
         return "late"
 
     start = time.monotonic()
     with pytest.raises(TaskTimeout):
         m.queue_task(slow)
     assert time.monotonic() - start < 2
+    wait_until(lambda: tracker.resources[0].ran, message="the task to see its cancellation")
+    assert tracker.resources[0].ran == [True]
 
 
 def test_on_create_failures_are_logged_and_retried(
@@ -543,12 +544,16 @@ def test_stats_are_cluster_wide(make_manager: Callable[..., Any]) -> None:
 def test_embedded_server_when_no_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TASKER_REDIS_URL", raising=False)
     m = TaskManager(Config(on_create=dict))
-    server = m._server
-    assert server is not None
-    assert m.queue_task(lambda ctx, r: "embedded") == "embedded"
-    m.stop()
-    assert not server.running
-    assert not __import__("os").path.exists(server.workdir)
+    try:
+        with redis.Redis.from_url(m.redis_url) as client:
+            server_pid = int(client.info("server")["process_id"])
+            workdir = client.config_get("dir")["dir"]
+        assert server_pid in process_tree(os.getpid())  # a server of its own
+        assert m.queue_task(lambda ctx, r: "embedded") == "embedded"
+    finally:
+        m.stop()
+    assert not alive(server_pid)
+    assert not os.path.exists(workdir)
 
 
 def test_warns_when_redis_may_evict_tasks(caplog: pytest.LogCaptureFixture) -> None:
@@ -578,27 +583,42 @@ def test_an_unpicklable_result_fails_its_task_once_with_a_clear_error(
     assert m.queue_task(lambda ctx, r: "next") == "next"
 
 
+@pytest.fixture
+def redis_proxy(redis_url: str) -> Iterator[RedisProxy]:
+    """Between a manager and the test server (requested before `make_manager`, so that
+    it outlives the managers)."""
+    with RedisProxy(redis_url) as proxy:
+        yield proxy
+
+
 def test_tasks_held_by_a_fetch_whose_reply_was_lost_are_handed_back(
-    make_manager: Callable[..., Any], redis_url: str, queue: str
+    redis_proxy: RedisProxy, make_manager: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="tasker_dist.worker")
     tracker = Tracker()
-    m = make_manager(tracker, worker_count=1)
+    m = make_manager(tracker, worker_count=2, redis_url=redis_proxy.url)
 
     def block(ctx: TaskContext, r: Res) -> str:
+        r.ran.append("blocked")
         r.gate.wait(10)
         return "blocked"
 
+    def record(ctx: TaskContext, r: Res, i: int) -> int:
+        r.ran.append(i)
+        return i
+
     running = m.queue_task_async(block)
-    wait_until(lambda: m.stats().running_tasks == 1, message="the slot to be busy")
-    orphans = [m.enqueue(lambda ctx, r, i: i, i) for i in range(3)]
-    # Redis ran a fetch for this worker but the reply never reached it (a dropped
-    # connection): the tasks sit in its held hash and nobody here knows of them.
-    outsider = QueueStore(redis_url, queue)
-    outsider.fetch(m.worker_id, 3, 5_000)
-    outsider.close()
-    assert m.stats().queued_tasks == 0
-    m._runtime._fetcher._reconcile()  # what the fetcher does after a failed fetch
-    assert m.stats().priority_tasks == 3  # handed back, ahead of normal work
-    tracker.resources[0].gate.set()
-    assert running.result(10) == "blocked"  # the running task was left alone
-    assert [m.result(t, timeout=10) for t in orphans] == [0, 1, 2]
+    wait_until(lambda: m.stats().running_tasks == 1, message="one slot busy, one idle")
+    # Redis runs the idle slot's fetch, then the connection drops before the worker hears
+    # which tasks it took: they sit in the worker's held hash, known to nobody in it.
+    redis_proxy.lose_fetch_replies(1)
+    ids = m.enqueue_many(record, [(i,) for i in range(3)])  # all queued at once
+    assert [m.result(t, timeout=10) for t in ids] == [0, 1, 2]
+    assert redis_proxy.lost == 1
+    assert "taken by a fetch whose reply was lost" in caplog.text
+    for r in tracker.resources:
+        r.gate.set()
+    assert running.result(10) == "blocked"
+    ran = [x for r in tracker.resources for x in r.ran]
+    # each ran once: the orphans were handed back, the running task was left alone
+    assert sorted(ran, key=str) == [0, 1, 2, "blocked"]

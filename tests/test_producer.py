@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
@@ -28,9 +29,13 @@ from tasker_dist import (
 )
 from tasker_dist.status import Status
 from tasker_dist.store import Finished
+from tasker_dist.store.keys import QueueKeys
 from tasker_dist.store.queue_store import QueueStore
 from tasker_dist.wire.envelope import encode_success
 from tasker_dist.wire.signing import Signer
+
+from . import tasks
+from .conftest import wait_until
 
 
 @pytest.fixture
@@ -88,30 +93,30 @@ def test_submit_with_timeout(
 
 
 def test_result_timeout_and_unknown_ids(
-    redis_url: str, queue: str, manager: TaskManager[dict[str, int]]
+    redis_url: str, queue: str, manager: TaskManager[dict[str, int]], tmp_path: Path
 ) -> None:
-    def slow(ctx: TaskContext, r: dict[str, int]) -> str:
-        time.sleep(0.5)
-        return "done"
-
+    release = tmp_path / "release"
     with Producer(redis_url, queue) as p:
-        task_id = p.enqueue(slow)
+        task_id = p.enqueue(tasks.run_until_file, str(release), "done")
         with pytest.raises(TimeoutError):
             p.result(task_id, timeout=0.05)
+        release.touch()
         assert p.result(task_id, timeout=10) == "done"
         with pytest.raises(TaskNotFound, match="was ever queued") as info:
             p.result("f" * 32, timeout=1)
         assert not isinstance(info.value, ResultExpired)
 
 
-def test_results_expire_after_result_ttl(redis_url: str, queue: str) -> None:
+def test_results_expire_after_result_ttl(
+    redis_url: str, queue: str, raw_redis: redis.Redis
+) -> None:
     config = Config(on_create=dict, redis_url=redis_url, queue=queue, result_ttl=0.3)
     with TaskManager(config) as m:
         task_id = m.enqueue(lambda ctx, r: "short-lived")
         assert m.result(task_id, timeout=10) == "short-lived"
-        ttl = redis.Redis.from_url(redis_url).pttl(m._store.keys.result(task_id))
-        assert 0 < ttl <= 300
-        time.sleep(0.4)  # the TTL itself is what is being tested
+        key = QueueKeys(queue).result(task_id)
+        assert 0 < raw_redis.pttl(key) <= 300
+        wait_until(lambda: not raw_redis.exists(key), timeout=5, message="the result to expire")
         with pytest.raises(ResultExpired, match="has expired"):
             m.result(task_id, timeout=1)
 
@@ -207,23 +212,22 @@ def test_async_producer(redis_url: str, queue: str, manager: TaskManager[dict[st
 
 
 def test_a_result_timeout_leaves_other_waiters_waiting(
-    redis_url: str, queue: str, manager: TaskManager[dict[str, int]]
+    redis_url: str, queue: str, manager: TaskManager[dict[str, int]], tmp_path: Path
 ) -> None:
-    def slow(ctx: TaskContext, r: dict[str, int]) -> str:
-        time.sleep(0.4)
-        return "done"
-
+    first, second = tmp_path / "first", tmp_path / "second"
     with Producer(redis_url, queue) as p:
-        own = p.queue_task_async(slow)
+        own = p.queue_task_async(tasks.run_until_file, str(first), "done")
         with pytest.raises(TimeoutError):
             p.result(own.task_id, timeout=0.05)
+        first.touch()
         assert own.result(10) == "done"
 
-        task_id = p.enqueue(slow)
+        task_id = p.enqueue(tasks.run_until_file, str(second), "done")
         with ThreadPoolExecutor(1) as pool:
             patient = pool.submit(p.result, task_id, 10)
             with pytest.raises(TimeoutError):
                 p.result(task_id, timeout=0.05)
+            second.touch()
             assert patient.result(10) == "done"
 
 

@@ -12,7 +12,6 @@ from tasker_dist.metrics.stats import (
     RATE_WINDOW_S,
     Metrics,
     RawCluster,
-    Stats,
     build_metrics,
     build_stats,
 )
@@ -56,7 +55,6 @@ def test_stats_sum_over_workers() -> None:
         host="b", pid=20, started_ms=7500, base=4, active=4, burst=0, running=1, idle=3
     )
     stats = build_stats(raw(queued=7, priority=2, workers=[("w1", w1), ("w2", w2)]))
-    assert isinstance(stats, Stats)
     assert stats.base_workers == 6
     assert stats.active_workers == 7
     assert stats.burst_workers == 1
@@ -141,7 +139,6 @@ def test_counters_and_averages() -> None:
         "wait_sum_us": 4_500_000,
     }
     m = build_metrics(raw(counters=counters))
-    assert isinstance(m, Metrics)
     assert m.total_tasks_arrived == 10
     assert m.total_tasks_completed == 6
     assert m.total_tasks_failed == 2

@@ -7,22 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tasker_dist import Producer, TaskError, TaskNotFound
+from tasker_dist import MaxRetriesExceeded, Producer, TaskError, TaskNotFound
 from tasker_dist.store.embedded_server import EmbeddedServer
 
 from . import tasks
-from .conftest import TASKER_BIN, WORKER_BIN, WorkerProcess, wait_until
-
-
-@pytest.fixture
-def producer(redis_url: str, queue: str) -> Iterator[Producer]:
-    with Producer(redis_url, queue) as p:
-        yield p
+from .conftest import ROOT, WORKER_BIN, ChildProcess, run_tasker, wait_until
 
 
 def _events(path: Path) -> list[str]:
@@ -43,7 +37,7 @@ def _live_workers(p: Producer, n: int) -> None:
 
 
 def test_two_daemons_serve_a_producer_and_show_in_stats(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     daemons = [start_worker(), start_worker()]
     _live_workers(producer, 2)
@@ -63,14 +57,17 @@ def test_two_daemons_serve_a_producer_and_show_in_stats(
 
 
 def test_sigterm_finishes_running_tasks_destroys_resources_exits_zero(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+    start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     events = tmp_path / "events"
     daemon = start_worker(env={"TASKER_TEST_EVENTS": str(events), "TASKER_TEST_WORKERS": "2"})
     _live_workers(producer, 1)
-    running = [producer.queue_task_async(tasks.sleep_then, 0.5, i) for i in range(2)]
+    release = tmp_path / "release"
+    running = [producer.queue_task_async(tasks.run_until_file, str(release), i) for i in range(2)]
     wait_until(lambda: producer.stats().running_tasks == 2, message="both tasks running")
     daemon.signal(signal.SIGTERM)
+    wait_until(lambda: "finishing running tasks" in daemon.output(), message="the stop to begin")
+    release.touch()
     assert daemon.wait() == 0, daemon.output()
     assert [f.result(0) for f in running] == [0, 1]
     lines = _events(events)
@@ -79,11 +76,12 @@ def test_sigterm_finishes_running_tasks_destroys_resources_exits_zero(
 
 
 def test_second_signal_kills_and_hands_running_task_to_another_daemon(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     first = start_worker(env={"TASKER_TEST_WORKERS": "1", "TASKER_TEST_KILL_GRACE": "0.3"})
     _live_workers(producer, 1)
-    future = producer.queue_task_async(tasks.ignore_cancel, 1.5)
+    release = tmp_path / "release"
+    future = producer.queue_task_async(tasks.run_until_file, str(release), "finished")
     wait_until(lambda: producer.stats().running_tasks == 1, message="the task to start")
     first.signal(signal.SIGTERM)
     wait_until(lambda: "signal again to kill" in first.output(), message="the stop to begin")
@@ -91,12 +89,13 @@ def test_second_signal_kills_and_hands_running_task_to_another_daemon(
     assert first.wait() == 1
     assert "handed 1 running task(s) back" in first.output()
     assert producer.stats().queued_tasks + producer.stats().priority_tasks == 1
+    release.touch()
     start_worker(env={"TASKER_TEST_WORKERS": "1"})
     assert future.result(20) == "finished"
 
 
 def test_sys_exit_in_a_task_does_not_end_the_daemon(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     daemon = start_worker()
     _live_workers(producer, 1)
@@ -107,7 +106,7 @@ def test_sys_exit_in_a_task_does_not_end_the_daemon(
 
 
 def test_unhealthy_errors_replace_the_resource_in_the_daemon(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+    start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     events = tmp_path / "events"
     start_worker(
@@ -118,7 +117,7 @@ def test_unhealthy_errors_replace_the_resource_in_the_daemon(
         }
     )
     _live_workers(producer, 1)
-    with pytest.raises(Exception, match="max retries exceeded") as info:
+    with pytest.raises(MaxRetriesExceeded, match="max retries exceeded") as info:
         producer.queue_task(tasks.unhealthy)
     assert isinstance(info.value.__cause__, tasks.Unhealthy)
     wait_until(lambda: len(_events(events)) == 5, message="two replacements")
@@ -129,7 +128,7 @@ def test_unhealthy_errors_replace_the_resource_in_the_daemon(
 
 
 def test_burst_in_a_daemon_grows_and_shrinks(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     start_worker(
         env={
@@ -148,45 +147,33 @@ def test_burst_in_a_daemon_grows_and_shrinks(
 
 
 def test_tasker_stop_asks_daemons_to_stop(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+    start_worker: Callable[..., ChildProcess], producer: Producer, redis_url: str, queue: str
 ) -> None:
     daemons = [start_worker(), start_worker()]
     _live_workers(producer, 2)
-    out = subprocess.run(
-        [TASKER_BIN, "stop", "--redis-url", redis_url, "--queue", queue],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    out = run_tasker("stop", "--redis-url", redis_url, "--queue", queue)
+    assert out.returncode == 0, out.stderr
     assert "stop requested" in out.stdout
     assert [d.wait() for d in daemons] == [0, 0]
 
 
 def test_tasker_stats_and_metrics_show_the_cluster(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+    start_worker: Callable[..., ChildProcess], producer: Producer, redis_url: str, queue: str
 ) -> None:
     daemon = start_worker()
     _live_workers(producer, 1)
     producer.queue_task(lambda ctx, r: None)
-    stats = subprocess.run(
-        [TASKER_BIN, "stats", "--redis-url", redis_url, "--queue", queue],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    assert "active_workers" in stats
-    assert str(daemon.worker_pids().pop()) in stats
-    metrics = subprocess.run(
-        [TASKER_BIN, "metrics", "--json", "--redis-url", redis_url, "--queue", queue],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
-    assert '"total_tasks_completed": 1' in metrics
+    stats = run_tasker("stats", "--redis-url", redis_url, "--queue", queue)
+    assert stats.returncode == 0, stats.stderr
+    assert "active_workers" in stats.stdout
+    assert str(daemon.worker_pids().pop()) in stats.stdout
+    metrics = run_tasker("metrics", "--json", "--redis-url", redis_url, "--queue", queue)
+    assert metrics.returncode == 0, metrics.stderr
+    assert '"total_tasks_completed": 1' in metrics.stdout
 
 
 def test_result_by_id_from_another_producer(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, redis_url: str, queue: str
+    start_worker: Callable[..., ChildProcess], producer: Producer, redis_url: str, queue: str
 ) -> None:
     start_worker()
     task_id = producer.enqueue(tasks.sleep_then, 0.2, "from afar")
@@ -210,14 +197,13 @@ def test_bad_command_lines_exit_2_with_a_clear_message(redis_url: str) -> None:
             capture_output=True,
             text=True,
             timeout=30,
-            cwd=Path(__file__).parent.parent,
+            cwd=ROOT,
         )
         assert out.returncode == 2, (args, out.stderr)
         assert message in out.stderr, (args, out.stderr)
     env_less = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "tasker_dist.cli.worker", "tests.tasks:config"],
-        capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent.parent,
-        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=30, cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert env_less.returncode == 2
     assert "--redis-url" in env_less.stderr
@@ -230,7 +216,7 @@ def test_unreachable_redis_fails_fast(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
     )
     assert out.returncode == 3
     assert "127.0.0.1:1" in out.stderr
@@ -238,7 +224,7 @@ def test_unreachable_redis_fails_fast(tmp_path: Path) -> None:
 
 
 def test_a_task_that_kills_its_process_is_not_lost_and_the_daemon_lives_on(
-    start_worker: Callable[..., WorkerProcess], producer: Producer, tmp_path: Path
+    start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     daemon = start_worker(env={"TASKER_TEST_WORKERS": "1"})
     _live_workers(producer, 1)
@@ -255,7 +241,7 @@ def test_a_task_that_kills_its_process_is_not_lost_and_the_daemon_lives_on(
 
 
 def test_tasks_of_a_sigkilled_daemon_go_to_another_after_its_lease(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     doomed = start_worker(env={"TASKER_TEST_WORKERS": "1"})
     _live_workers(producer, 1)
@@ -269,7 +255,7 @@ def test_tasks_of_a_sigkilled_daemon_go_to_another_after_its_lease(
 
 
 def test_percentiles_merge_across_daemons(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     fast = start_worker(env={"TASKER_TEST_WORKERS": "1"})
     _live_workers(producer, 1)
@@ -287,15 +273,17 @@ def test_percentiles_merge_across_daemons(
 
 
 def test_stop_hands_back_prefetched_tasks_at_once(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     daemon = start_worker(env={"TASKER_TEST_WORKERS": "1"})
     _live_workers(producer, 1)
     for i in range(20):  # tiny tasks: the daemon learns to take many per round trip
         assert producer.queue_task(tasks.sleep_then, 0, i) == i
-    # one round trip, so the worker sees them all at once
+    release = tmp_path / "release"
+    # one round trip, so the worker sees them all at once; the quick ones wait for a file
+    # that is there already
     slow, *quick = producer.enqueue_many(
-        tasks.sleep_then, [(3.0, -1)] + [(0, i) for i in range(30)]
+        tasks.run_until_file, [(str(release), -1)] + [(str(tmp_path), i) for i in range(30)]
     )
     wait_until(lambda: producer.stats().running_tasks == 1, message="the slow task to start")
     assert producer.stats().queued_tasks < 30  # some were fetched along with it
@@ -305,6 +293,7 @@ def test_stop_hands_back_prefetched_tasks_at_once(
         timeout=0.9,
         message="the unstarted tasks back in Redis while the slow one runs",
     )
+    release.touch()  # the stop waited for the running task: now it may end
     assert daemon.wait() == 0
     assert "fetched but unstarted task(s) back to the queue" in daemon.output()
     assert producer.result(slow, timeout=10) == -1
@@ -313,7 +302,7 @@ def test_stop_hands_back_prefetched_tasks_at_once(
 
 
 def test_sigterm_stops_a_daemon_whose_redis_is_gone(
-    start_worker: Callable[..., WorkerProcess], queue: str
+    start_worker: Callable[..., ChildProcess], queue: str
 ) -> None:
     server = EmbeddedServer.start()
     try:
@@ -330,7 +319,7 @@ def test_sigterm_stops_a_daemon_whose_redis_is_gone(
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.02])
 def test_sigterm_while_worker_processes_are_being_started_stops_them_all(
-    start_worker: Callable[..., WorkerProcess], delay_s: float
+    start_worker: Callable[..., ChildProcess], delay_s: float
 ) -> None:
     # Ctrl-C right after starting: the stop must reach every worker process, also those
     # forked after the signal came.
@@ -340,11 +329,13 @@ def test_sigterm_while_worker_processes_are_being_started_stops_them_all(
                message="a first worker process")  # fmt: skip
     time.sleep(delay_s)  # signal at a different point of the start-up
     daemon.signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while daemon.proc.poll() is None and time.monotonic() < deadline:
-        seen.update(daemon.worker_pids())
-        time.sleep(0.005)
-    assert daemon.proc.poll() == 0, daemon.output()
+
+    def ended() -> bool:
+        seen.update(daemon.worker_pids())  # also those forked after the signal came
+        return daemon.proc.poll() is not None
+
+    wait_until(ended, timeout=20, interval=0.005, message="the daemon to exit")
+    assert daemon.proc.returncode == 0, daemon.output()
     assert not [pid for pid in seen if Path(f"/proc/{pid}").exists()]
 
 
@@ -354,7 +345,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def test_an_idle_daemon_with_many_slots_does_not_spin(
-    start_worker: Callable[..., WorkerProcess], producer: Producer
+    start_worker: Callable[..., ChildProcess], producer: Producer
 ) -> None:
     daemon = start_worker(env={"TASKER_TEST_WORKERS": "50"})
     wait_until(lambda: producer.stats().active_workers == 50, message="50 slots up")
