@@ -1,9 +1,10 @@
-"""``tasker``: inspect and control a tasker-dist cluster.
+"""tasker: inspect and control a tasker-dist cluster.
 
 tasker demo                      the whole system on this machine, with live stats
 tasker stats   [--json]          workers and queues of the cluster
 tasker metrics [--json]          cluster-wide counters, percentiles, rates
 tasker stop    [--worker ID]     ask every daemon (or one) to stop gracefully
+tasker failed  list|show|retry|purge   tasks that could not run, and why
 tasker server                    run a private local server and print its URL
 """
 
