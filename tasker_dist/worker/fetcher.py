@@ -34,6 +34,8 @@ log = logging.getLogger("tasker_dist.worker")
 
 BATCH_BUDGET_S = 0.002
 MAX_PER_SLOT = 512
+# How long a woken blocking read may take to return before its connection is closed.
+_WAKE_S = 0.5
 
 
 def per_slot(mean_exec_s: float | None) -> int:
@@ -104,9 +106,12 @@ class Fetcher:
         self._local.wake()
         try:
             self._store.wake_worker(self._worker_id)
+            self._thread.join(min(timeout, _WAKE_S))
         except RedisUnavailable:
-            # Redis is unreachable, so the blocking read is failing or hanging on a dead
-            # connection: close it instead.
+            pass
+        if self._thread.is_alive():
+            # Redis is unreachable, or the blocking read hangs on a connection that died
+            # silently: close that connection.
             self._store.interrupt_wait()
         self._thread.join(timeout)
 

@@ -106,8 +106,7 @@ class WorkerRuntime:
             log.warning("Redis maxmemory-policy is %r: under memory pressure Redis may evict "
                         "queued tasks and results; set it to noeviction", policy)  # fmt: skip
         # Registered before it takes any task, so that its tasks are recovered if it dies.
-        if (hb := self._lease.renew(self.stats_fields())) is not None:
-            self._react(hb)
+        self._beat()
         self._heartbeat.start()
         self._slots.add(self._config.worker_count, burst=False)
         self._runner.start()
@@ -130,6 +129,7 @@ class WorkerRuntime:
         """Immediate: cancel running tasks; after ``kill_grace`` seconds, tasks still
         running are handed back (daemons) or failed with TaskCancelled (managers)."""
         self._killed.set()
+        self._slots.killing()
         self._slots.cancel_running(CancelReason.KILLED)
         if self._begin_end():
             self._quiesce()
@@ -218,8 +218,8 @@ class WorkerRuntime:
         }
 
     def _beat_loop(self) -> None:
-        """Beat every ``heartbeat_interval`` (at once when slots come or go), react to
-        what the beat says, and judge bursting every ``burst_interval``."""
+        """Beat every ``heartbeat_interval`` (at once when slots come or go) and judge
+        bursting every ``burst_interval``."""
         tick = min(self._config.heartbeat_interval, self._config.burst_interval)
         next_burst = self._clock.monotonic() + self._config.burst_interval
         while True:
@@ -227,16 +227,23 @@ class WorkerRuntime:
             self._nudge.clear()
             if self._heartbeat_stop.is_set():
                 return
+            burst = self._clock.monotonic() >= next_burst and not self._slots.halting.is_set()
+            if burst:
+                next_burst = self._clock.monotonic() + self._config.burst_interval
+            self._beat(burst)
+
+    def _beat(self, burst: bool = False) -> None:
+        """One heartbeat, and what follows from its reply; never raises (the heartbeat
+        must outlive any error of ours, or the worker would lose its lease)."""
+        try:
             hb = self._lease.renew(self.stats_fields())
             if hb is None:
-                continue
-            try:
-                self._react(hb)
-                if self._clock.monotonic() >= next_burst and not self._slots.halting.is_set():
-                    next_burst = self._clock.monotonic() + self._config.burst_interval
-                    self._burst.adjust(hb)
-            except Exception:  # the heartbeat must outlive any error of ours
-                log.exception("handling a heartbeat failed")
+                return
+            self._react(hb)
+            if burst:
+                self._burst.adjust(hb)
+        except Exception:
+            log.exception("handling a heartbeat failed")
 
     def _react(self, hb: Heartbeat) -> None:
         if hb.was_dead:

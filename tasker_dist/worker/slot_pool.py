@@ -49,7 +49,7 @@ class SlotPool:
         self._slots: list[Slot] = []
         self._lock = threading.Condition()
         self._next_index = 0
-        self._abandoned = False  # a kill gave up on the slots still running
+        self._killing = False  # a kill began: a graceful wait for the slots ends
 
     def add(self, count: int, burst: bool) -> None:
         with self._lock:
@@ -100,13 +100,19 @@ class SlotPool:
         self._jobs.wake()
         return min(count, len(idle))
 
-    def wait_empty(self, timeout: float | None) -> bool:
-        """Wait until every slot has ended (True), or ``timeout`` passed or a kill gave up
-        on them (False)."""
+    def killing(self) -> None:
+        """A kill began: `wait_empty` calls return (the kill waits for the slots itself)."""
+        with self._lock:
+            self._killing = True
+            self._lock.notify_all()
+
+    def wait_empty(self, timeout: float | None, *, until_kill: bool = True) -> bool:
+        """Wait until every slot has ended (True), or ``timeout`` passed or, with
+        ``until_kill``, a kill began (False)."""
         deadline = None if timeout is None else self._clock.monotonic() + timeout
         with self._lock:
             while self._slots:
-                if self._abandoned:
+                if until_kill and self._killing:
                     return False
                 left = None if deadline is None else deadline - self._clock.monotonic()
                 if left is not None and left <= 0:
@@ -117,10 +123,7 @@ class SlotPool:
     def settle_running(self, grace_s: float) -> list[Job]:
         """After a kill: give the slots ``grace_s`` seconds to end, then settle the jobs
         still running (so their slots report nothing) and return them."""
-        self.wait_empty(grace_s)
-        with self._lock:
-            self._abandoned = True
-            self._lock.notify_all()
+        self.wait_empty(grace_s, until_kill=False)
         return [job for slot in self._list() if (job := slot.job) and job.settle()]
 
     def _exited(self, slot: Slot) -> None:
