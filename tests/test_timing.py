@@ -262,8 +262,8 @@ def test_the_restart_pause_doubles_while_deaths_repeat_and_resets_after_a_health
     for _ in range(8):
         pause.started()
         clock.advance(1)
-        lived, wait = pause.died()
-        assert lived == 1
+        assert pause.lived() == 1
+        wait = pause.died(pause.lived())
         pauses.append(wait)
         assert pause.waiting
         assert not pause.due()
@@ -276,7 +276,7 @@ def test_the_restart_pause_doubles_while_deaths_repeat_and_resets_after_a_health
     pause.started()
     assert not pause.waiting
     clock.advance(60)  # a process that lived a minute was healthy
-    assert pause.died() == (60, 0.5)
+    assert pause.died(pause.lived()) == 0.5
 
 
 # -- the heartbeat ------------------------------------------------------------------------

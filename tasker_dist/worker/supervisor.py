@@ -55,14 +55,18 @@ class RestartPause:
         self._started_at = self._clock.monotonic()
         self._restart_at = None
 
-    def died(self) -> tuple[float, float]:
-        """Note a death now; returns (seconds it lived, seconds until the restart)."""
-        lived = self._clock.monotonic() - self._started_at
+    def lived(self) -> float:
+        """Seconds since the process started."""
+        return self._clock.monotonic() - self._started_at
+
+    def died(self, lived: float) -> float:
+        """Note the death of a process that lived ``lived`` seconds; returns the pause,
+        which starts now."""
         if lived >= _HEALTHY_RUN_S:
             self._backoff.reset()
         pause = self._backoff.next()
         self._restart_at = self._clock.monotonic() + pause
-        return lived, pause
+        return pause
 
     @property
     def waiting(self) -> bool:
@@ -202,7 +206,7 @@ def supervise(
 
 
 def _crashed(child: _Child, code: int, store: QueueStore) -> None:
-    lived, pause = child.restarts.died()
+    lived = child.restarts.lived()
     try:
         handed = store.recover([child.worker_id], only_stale=False)
     except RedisUnavailable as exc:
@@ -213,6 +217,7 @@ def _crashed(child: _Child, code: int, store: QueueStore) -> None:
             child.worker_id,
             exc,
         )
+    pause = child.restarts.died(lived)  # from now: a slow hand-back does not shorten it
     log.error(
         "worker process %s died (%s) after %.1fs, most likely killed by the task it was "
         "running; %s; restarting it in %.1fs",
