@@ -21,7 +21,12 @@ PUBLIC_API = {
 }  # fmt: skip
 
 MODULES = sorted(
-    ["tasker_dist"] + [m.name for m in pkgutil.walk_packages(tasker_dist.__path__, "tasker_dist.")]
+    ["tasker_dist"]
+    + [
+        m.name
+        for m in pkgutil.walk_packages(tasker_dist.__path__, "tasker_dist.")
+        if not m.name.endswith(".__main__")  # an entry point: importing it runs it
+    ]
 )
 
 

@@ -8,7 +8,8 @@ another layer only through that layer's package (the names in its ``__all__``).
     wire | metrics           what travels through Redis | stats from what Redis holds
     core                     the top-level modules: errors, status, clock, config, ...
 
-The package's ``__init__`` (the public API) sits above all but the command line.
+The package's ``__init__`` (the public API) sits above all but the command line; a
+``__main__`` module (``python -m tasker_dist.worker``) is part of the command line.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ def modules() -> Iterator[tuple[str, Path]]:
 
 
 def layer_of(module: str) -> str:
-    """``tasker_dist.worker.slot`` -> worker; top-level modules are core."""
+    """``tasker_dist.worker.slot`` -> worker; top-level modules are core; a ``__main__``
+    module is an entry point, part of the command line wherever it sits."""
     parts = module.split(".")
     if module == "tasker_dist":
         return "api"
+    if parts[-1] == "__main__":
+        return "cli"
     if len(parts) == 2 and not (PACKAGE / parts[1]).is_dir():
         return "core"
     return parts[1]

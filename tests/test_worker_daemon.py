@@ -202,7 +202,7 @@ def test_bad_command_lines_exit_2_with_a_clear_message(redis_url: str) -> None:
         assert out.returncode == 2, (args, out.stderr)
         assert message in out.stderr, (args, out.stderr)
     env_less = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
-        [sys.executable, "-m", "tasker_dist.cli.worker", "tests.tasks:config"],
+        [sys.executable, "-m", "tasker_dist.worker", "tests.tasks:config"],
         capture_output=True, text=True, timeout=30, cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert env_less.returncode == 2

@@ -51,7 +51,7 @@ def _start_workers(
     for i in range(options.workers):
         log = open(os.path.join(logdir, f"worker-{i}.log"), "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tasker_dist.cli.worker", "tasker_dist.cli.demo_tasks:config",
+            [sys.executable, "-m", "tasker_dist.worker", "tasker_dist.cli.demo_tasks:config",
              "--redis-url", url, "--queue", QUEUE],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         ))  # fmt: skip

@@ -123,7 +123,3 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         store.close()
-
-
-if __name__ == "__main__":  # python -m tasker_dist.cli.worker
-    sys.exit(main())
