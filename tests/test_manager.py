@@ -471,6 +471,20 @@ def test_stop_and_kill_in_any_order_are_safe(make_manager: Callable[..., Any]) -
         m2.queue_task_async(lambda ctx, r: None)
 
 
+def test_a_closed_manager_is_stopped_and_takes_nothing(make_manager: Callable[..., Any]) -> None:
+    m = make_manager()
+    task_id = m.enqueue(lambda ctx, r: "ran")
+    m.close()  # as stop(): but stop waits only for tasks queued through queue_task & co
+    for call in (
+        lambda: m.queue_task(lambda ctx, r: None),
+        lambda: m.enqueue(lambda ctx, r: None),
+        lambda: m.result(task_id),
+        lambda: m.run_task(lambda ctx, r: None),
+    ):
+        with pytest.raises(ShuttingDown):
+            call()
+
+
 def test_kill_never_waits_out_a_blocking_fetch(make_manager: Callable[..., Any]) -> None:
     """A stop or kill wakes the fetcher's blocking read at once, however it falls between
     an empty fetch and the read (before, about 1 in 7 kills waited out the 1 s read)."""

@@ -138,6 +138,7 @@ class TaskManager(QueueingMethods, Generic[R]):
 
     def result(self, task_id: str, timeout: float | None = None) -> Any:
         """The result of any task by id (see `Producer.result`)."""
+        self._check_running()
         return self._producer.result(task_id, timeout)
 
     def request_stop(self, worker_id: str | None = None) -> None:
@@ -234,6 +235,10 @@ class TaskManager(QueueingMethods, Generic[R]):
         self._store.close()
         if self._server is not None:
             self._server.stop()
+
+    def close(self) -> None:
+        """The same as `stop` (a manager owns its slots: closing it stops them)."""
+        self.stop()
 
     def __enter__(self) -> TaskManager[R]:
         return self
