@@ -21,7 +21,7 @@ from typing import Any
 from ..config import resolve_redis_url
 from ..errors import ConfigError, TaskerError
 from ..store import QueueStore
-from . import failed as failed_cli
+from . import failed
 
 __all__ = ["main"]
 
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("--worker", help="one worker id (see `tasker stats`); default: all")
 
     sub.add_parser("server", help="run a local Redis-compatible server until interrupted")
-    failed_cli.add_parser(sub, _target)
+    failed.add_parser(sub, _target)
     return p
 
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "failed":
             store = QueueStore(_url(args), args.queue)
             try:
-                return failed_cli.run(args, store)
+                return failed.run(args, store)
             finally:
                 store.close()
         from ..client import Producer

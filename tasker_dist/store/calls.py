@@ -1,6 +1,6 @@
 """What each Redis operation sends and how its reply is read, without doing any I/O.
 
-`store.QueueStore` (threads) and `astore.AsyncQueueStore` (asyncio) both build their calls
+`QueueStore` (threads) and `AsyncQueueStore` (asyncio) both build their calls
 here, so the two differ only in how they talk to Redis.
 """
 
