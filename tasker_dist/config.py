@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
@@ -100,7 +100,9 @@ class Config(Generic[R]):
 
     ``secret`` (default ``$TASKER_SECRET``) signs and verifies every payload; without one
     a worker runs nothing unless ``allow_unsigned`` says only trusted code can write to
-    Redis (see `signing`).
+    Redis. ``previous_secrets`` (default ``$TASKER_SECRET_PREVIOUS``, comma-separated)
+    are also accepted when verifying, for a rotation without downtime. Neither appears
+    in the repr.
     """
 
     on_create: Callable[[], R] | Callable[[], Awaitable[R]]
@@ -120,7 +122,8 @@ class Config(Generic[R]):
     connect_timeout: float = 5.0
     max_deliveries: int = 5
     failed_limit: int = 10_000
-    secret: str | bytes | None = None
+    secret: str | bytes | None = field(default=None, repr=False)
+    previous_secrets: tuple[str | bytes, ...] | None = field(default=None, repr=False)
     allow_unsigned: bool = False
     max_payload_bytes: int = 10 * 1024 * 1024
 
@@ -154,6 +157,13 @@ class Config(Generic[R]):
             not isinstance(self.secret, str | bytes) or len(self.secret) < 16
         ):
             raise ConfigError("secret must be a str or bytes of at least 16 characters")
+        if self.previous_secrets is not None and (
+            not isinstance(self.previous_secrets, tuple)
+            or not all(isinstance(s, str | bytes) and len(s) >= 16 for s in self.previous_secrets)
+        ):
+            raise ConfigError(
+                "previous_secrets must be a tuple of str or bytes of at least 16 characters"
+            )
         _check_int("max_payload_bytes", self.max_payload_bytes, 1)
         if not isinstance(self.allow_unsigned, bool):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")

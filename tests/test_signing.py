@@ -7,8 +7,8 @@ import hmac
 
 import pytest
 
-from tasker_dist import ConfigError, PayloadRejected, Producer
-from tasker_dist.wire.signing import Signer, resolve_secret
+from tasker_dist import Config, ConfigError, PayloadRejected, Producer
+from tasker_dist.wire.signing import Signer, resolve_previous, resolve_secret
 
 SECRET = b"k" * 32
 ENVELOPE = b"\x98\x01\xa1t\xc4\x02fn"
@@ -92,3 +92,52 @@ def test_producer_without_a_secret_writes_nothing(monkeypatch: pytest.MonkeyPatc
             producer.enqueue(lambda ctx, r: None)
         with pytest.raises(ConfigError, match="allow_unsigned"):
             producer.enqueue_many(lambda ctx, r: None, [()])
+
+
+# -- keys never shown, and rotation ---------------------------------------------------------
+
+OLD = b"old-secret-0123456789"
+NEW = b"new-secret-9876543210"
+
+
+def test_no_repr_shows_a_key() -> None:
+    config = Config(on_create=dict, secret=OLD.decode(), previous_secrets=(NEW.decode(),))
+    signer = Signer(NEW, previous=(OLD,))
+    for text in (repr(config), str(config), repr(signer), str(signer)):
+        assert "old-secret" not in text
+        assert "new-secret" not in text
+    assert "previous" in repr(signer)  # but it says that there are some
+
+
+def test_previous_secrets_verify_and_the_current_one_signs() -> None:
+    old_only = Signer(OLD)
+    rotating = Signer(NEW, previous=(OLD,))
+    assert rotating.open(old_only.seal(ENVELOPE)) == ENVELOPE  # a frame of the old key
+    frame = rotating.seal(ENVELOPE)
+    assert frame[1:33] == hmac.new(NEW, ENVELOPE, hashlib.sha256).digest()
+    with pytest.raises(PayloadRejected, match="signature did not verify"):
+        old_only.open(frame)  # a side without the new key refuses what it signs
+    assert Signer(OLD, previous=(NEW,)).open(frame) == ENVELOPE
+    with pytest.raises(PayloadRejected, match="signature did not verify"):
+        rotating.open(Signer(b"another-secret-000000").seal(ENVELOPE))
+
+
+def test_previous_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKER_SECRET_PREVIOUS", f"{OLD.decode()},{NEW.decode()}")
+    assert resolve_previous(None) == (OLD, NEW)
+    assert resolve_previous(()) == ()  # given explicitly: the environment is not read
+    monkeypatch.setenv("TASKER_SECRET_PREVIOUS", "short")
+    with pytest.raises(ConfigError, match="previous secret must be at least 16 bytes"):
+        resolve_previous(None)
+
+
+def test_previous_secrets_without_a_secret_to_sign_with_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TASKER_SECRET")
+    with pytest.raises(ConfigError, match="no secret to sign with"):
+        Signer.from_settings(None, False, [OLD])
+    with pytest.raises(ConfigError, match="a sequence of secrets"):
+        resolve_previous(OLD)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="previous_secrets"):
+        Config(on_create=dict, previous_secrets=("short",))

@@ -97,7 +97,9 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
         )
     changes["redis_url"] = url
     config = dataclasses.replace(config, **changes)
-    Signer.from_settings(config.secret, config.allow_unsigned).check_can_seal()
+    Signer.from_settings(
+        config.secret, config.allow_unsigned, config.previous_secrets
+    ).check_can_seal()
     return config
 
 

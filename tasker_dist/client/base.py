@@ -31,13 +31,16 @@ class BaseProducer:
         connect_timeout: float = 5.0,
         task_timeout: float | None = None,
         secret: str | bytes | None = None,
+        previous_secrets: Sequence[str | bytes] | None = None,
         allow_unsigned: bool = False,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
         the default deadline of every task queued here (None: the workers' own);
-        ``secret`` (default ``$TASKER_SECRET``) signs tasks and verifies results, and
-        ``allow_unsigned`` permits neither (only where nobody else can write to Redis);
+        ``secret`` (default ``$TASKER_SECRET``) signs tasks and verifies results, results
+        signed with one of ``previous_secrets`` (default ``$TASKER_SECRET_PREVIOUS``) are
+        accepted too (a rotation), and ``allow_unsigned`` permits unsigned frames (only
+        where nobody else can write to Redis);
         a task larger than ``max_payload_bytes`` is refused before it is written."""
         url = resolve_redis_url(redis_url)
         if url is None:
@@ -54,7 +57,7 @@ class BaseProducer:
         ):
             raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
         self._max_payload_bytes = max_payload_bytes
-        self._signer = Signer.from_settings(secret, allow_unsigned)
+        self._signer = Signer.from_settings(secret, allow_unsigned, previous_secrets)
         self._connect_timeout = connect_timeout
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None

@@ -53,7 +53,9 @@ class TaskManager(QueueingMethods, Generic[R]):
                 # A private server: nobody else needs the secret, so make one up.
                 config = dataclasses.replace(config, secret=secrets.token_hex(32))
         self.config = config
-        self._signer = Signer.from_settings(config.secret, config.allow_unsigned)
+        self._signer = Signer.from_settings(
+            config.secret, config.allow_unsigned, config.previous_secrets
+        )
         self._state = ManagerState.RUNNING
         self._state_lock = threading.Condition()
         self._outstanding: set[TaskFuture[Any]] = set()
@@ -67,6 +69,7 @@ class TaskManager(QueueingMethods, Generic[R]):
                 connect_timeout=config.connect_timeout,
                 task_timeout=config.task_timeout,
                 secret=config.secret,
+                previous_secrets=config.previous_secrets,
                 allow_unsigned=config.allow_unsigned,
                 max_payload_bytes=config.max_payload_bytes,
             )

@@ -10,6 +10,10 @@ and is verified, in constant time, before anything in it is decoded or unpickled
 Producers and workers share the secret (``Config.secret``, ``Producer(secret=...)`` or
 ``$TASKER_SECRET``). Without one, producers refuse to queue and workers refuse to run
 unless ``allow_unsigned=True`` says that Redis is trusted; results are signed the same way.
+
+To rotate the secret without downtime, frames signed with one of the previous secrets
+(``Config.previous_secrets``, ``$TASKER_SECRET_PREVIOUS``) are accepted too; frames are
+always signed with the current one. The README gives the steps.
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError, PayloadRejected
 
-__all__ = ["SECRET_ENV", "Signer", "resolve_secret"]
+__all__ = ["PREVIOUS_SECRETS_ENV", "SECRET_ENV", "Signer", "resolve_previous", "resolve_secret"]
 
 SECRET_ENV = "TASKER_SECRET"
+#: Secrets also accepted when verifying (comma-separated), during a rotation.
+PREVIOUS_SECRETS_ENV = "TASKER_SECRET_PREVIOUS"
 _SIGNED = 1
 _UNSIGNED = 0
 _SIGNED_PREFIX = bytes((_SIGNED,))
@@ -37,50 +43,90 @@ _NO_SECRET = (
 )
 
 
+def _check(secret: object, name: str) -> bytes:
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes):
+        raise ConfigError(f"{name} must be str or bytes, got {type(secret).__qualname__}")
+    if len(secret) < 16:
+        raise ConfigError(f"{name} must be at least 16 bytes long")
+    return secret
+
+
 def resolve_secret(secret: str | bytes | None) -> bytes | None:
     """The secret to use: the given one, else ``$TASKER_SECRET``, else None."""
     if secret is None:
         secret = os.environ.get(SECRET_ENV) or None
-    if isinstance(secret, str):
-        secret = secret.encode()
-    if secret is not None and not isinstance(secret, bytes):
-        raise ConfigError(f"secret must be str or bytes, got {type(secret).__qualname__}")
-    if secret is not None and len(secret) < 16:
-        raise ConfigError("secret must be at least 16 bytes long")
-    return secret
+    return None if secret is None else _check(secret, "secret")
 
 
-@dataclass(frozen=True)
+def resolve_previous(previous: Sequence[str | bytes] | None) -> tuple[bytes, ...]:
+    """The secrets also accepted: the given ones, else those in
+    ``$TASKER_SECRET_PREVIOUS`` (comma-separated), else none."""
+    if previous is None:
+        previous = [p for p in os.environ.get(PREVIOUS_SECRETS_ENV, "").split(",") if p]
+    if isinstance(previous, str | bytes):
+        raise ConfigError("previous_secrets must be a sequence of secrets, not one secret")
+    return tuple(_check(p, "each previous secret") for p in previous)
+
+
+def _hmac_states(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) as its two keyed SHA-256 states, each copied per frame: a
+    third cheaper than copying an `hmac.HMAC` (two MACs per task); the tests check it
+    against `hmac` for keys of every length class."""
+    if len(key) > _BLOCK_BYTES:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK_BYTES, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(
+        bytes(b ^ 0x5C for b in key)
+    )
+
+
+def _mac(states: tuple[Any, Any], envelope: bytes) -> bytes:
+    inner = states[0].copy()
+    inner.update(envelope)
+    outer = states[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()  # type: ignore[no-any-return]
+
+
 class Signer:
-    """Seals envelopes into frames and opens frames back into envelopes."""
+    """Seals envelopes into frames (with ``secret``) and opens frames back into envelopes
+    (signed with ``secret`` or one of ``previous``, the keys accepted during a rotation).
+    Its repr never shows a key."""
 
-    secret: bytes | None
-    allow_unsigned: bool = False
-    # HMAC-SHA256 (RFC 2104) from its two keyed SHA-256 states, each copied per frame:
-    # a third cheaper than copying an `hmac.HMAC` (two MACs per task); the tests check
-    # it against `hmac` for keys of every length class.
-    _inner: Any = field(default=None, init=False, repr=False, compare=False)
-    _outer: Any = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = ("_previous", "_states", "allow_unsigned", "secret")
 
-    def __post_init__(self) -> None:
-        if self.secret is not None:
-            key = self.secret
-            if len(key) > _BLOCK_BYTES:
-                key = hashlib.sha256(key).digest()
-            key = key.ljust(_BLOCK_BYTES, b"\0")
-            object.__setattr__(self, "_inner", hashlib.sha256(bytes(b ^ 0x36 for b in key)))
-            object.__setattr__(self, "_outer", hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+    def __init__(
+        self,
+        secret: bytes | None,
+        allow_unsigned: bool = False,
+        previous: Sequence[bytes] = (),
+    ) -> None:
+        if previous and secret is None:
+            raise ConfigError(f"previous secrets are set (${PREVIOUS_SECRETS_ENV}) but no "
+                              f"secret to sign with (${SECRET_ENV})")  # fmt: skip
+        self.secret = secret
+        self.allow_unsigned = allow_unsigned
+        self._states = None if secret is None else _hmac_states(secret)
+        self._previous = tuple(_hmac_states(key) for key in previous)
 
-    def _mac(self, envelope: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(envelope)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()  # type: ignore[no-any-return]
+    def __repr__(self) -> str:
+        keys = "no secret" if self.secret is None else "a secret (hidden)"
+        if self._previous:
+            keys += f" and {len(self._previous)} previous (hidden)"
+        return f"Signer({keys}, allow_unsigned={self.allow_unsigned})"
 
     @classmethod
-    def from_settings(cls, secret: str | bytes | None, allow_unsigned: bool) -> Signer:
-        return cls(resolve_secret(secret), allow_unsigned)
+    def from_settings(
+        cls,
+        secret: str | bytes | None,
+        allow_unsigned: bool,
+        previous: Sequence[str | bytes] | None = None,
+    ) -> Signer:
+        """From settings that default to the environment (``$TASKER_SECRET``,
+        ``$TASKER_SECRET_PREVIOUS``)."""
+        return cls(resolve_secret(secret), allow_unsigned, resolve_previous(previous))
 
     def check_can_seal(self) -> None:
         """Raise `ConfigError` unless this side may send envelopes (before any write)."""
@@ -88,10 +134,10 @@ class Signer:
             raise ConfigError(_NO_SECRET)
 
     def seal(self, envelope: bytes) -> bytes:
-        if self.secret is None:
+        if self._states is None:
             self.check_can_seal()
             return _UNSIGNED_PREFIX + envelope
-        return _SIGNED_PREFIX + self._mac(envelope) + envelope
+        return _SIGNED_PREFIX + _mac(self._states, envelope) + envelope
 
     def open(self, frame: bytes) -> bytes:
         """The envelope inside ``frame``; raises `PayloadRejected` saying why not."""
@@ -99,11 +145,11 @@ class Signer:
             raise PayloadRejected("empty payload")
         kind = frame[0]
         if kind == _SIGNED:
-            if self.secret is None:
+            if self._states is None:
                 raise PayloadRejected(f"signed payload, but this side has no secret ({_NO_SECRET})")
             envelope = frame[1 + _MAC_BYTES :]
-            if len(frame) < 1 + _MAC_BYTES or not hmac.compare_digest(
-                self._mac(envelope), frame[1 : 1 + _MAC_BYTES]
+            if len(frame) < 1 + _MAC_BYTES or not self._verifies(
+                envelope, frame[1 : 1 + _MAC_BYTES]
             ):
                 raise PayloadRejected(
                     "signature did not verify (a different secret, or the payload was altered)"
@@ -116,3 +162,10 @@ class Signer:
                 raise PayloadRejected("unsigned payload refused: this side requires signatures")
             raise PayloadRejected(f"unsigned payload refused: {_NO_SECRET}")
         raise PayloadRejected(f"not a tasker-dist payload (frame type {kind:#04x})")
+
+    def _verifies(self, envelope: bytes, mac: bytes) -> bool:
+        assert self._states is not None
+        if hmac.compare_digest(_mac(self._states, envelope), mac):
+            return True
+        # Only during a rotation, and only for frames of the other key: no cost otherwise.
+        return any(hmac.compare_digest(_mac(states, envelope), mac) for states in self._previous)

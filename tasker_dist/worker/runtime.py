@@ -70,7 +70,9 @@ class WorkerRuntime:
         self._on_stop_request = on_stop_request
         self._clock = clock
         self._started_ms = int(clock.time() * 1000)
-        self._signer = Signer.from_settings(config.secret, config.allow_unsigned)
+        self._signer = Signer.from_settings(
+            config.secret, config.allow_unsigned, config.previous_secrets
+        )
         self._aloop = AsyncLoop()
         hooks = ResourceHooks(config, self._aloop, clock)
         self._local = LocalQueue()
