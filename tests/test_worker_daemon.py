@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasker_dist import MaxRetriesExceeded, Producer, TaskError, TaskNotFound
+from tasker_dist import MaxRetriesExceeded, Producer, TaskError, TaskNotFound, TaskRejected
 from tasker_dist.store.embedded_server import EmbeddedServer
 
 from . import tasks
@@ -356,3 +356,75 @@ def test_an_idle_daemon_with_many_slots_does_not_spin(
     before = _cpu_seconds(child)
     time.sleep(2)  # the idle period itself is what is measured
     assert _cpu_seconds(child) - before < 0.3  # a busy loop would burn ~2 s here
+
+
+def test_a_secret_rotation_with_daemons_on_both_sides_loses_nothing(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str
+) -> None:
+    """The README's rotation, mid-way: one daemon still signs with the old secret (and
+    already accepts the new one), another signs with the new one (and still accepts the
+    old); producers on either side use either daemon. Then the old secret is dropped."""
+    old, new = "rotation-old-secret-0123456789", "rotation-new-secret-9876543210"
+    on_old, on_new = f"{queue}-old", f"{queue}-new"  # each daemon on a queue of its own
+    start_worker("tests.tasks:config", "--queue", on_old,
+                 env={"TASKER_SECRET": old, "TASKER_SECRET_PREVIOUS": new})  # fmt: skip
+    newer = start_worker("tests.tasks:config", "--queue", on_new,
+                         env={"TASKER_SECRET": new, "TASKER_SECRET_PREVIOUS": old})  # fmt: skip
+    sides = [(old, [new]), (new, [old])]
+    producers = [Producer(redis_url, q, secret=s, previous_secrets=p)
+                 for q in (on_old, on_new) for s, p in sides]  # fmt: skip
+    try:
+        futures = [p.queue_task_async(tasks.resource_id) for p in producers for _ in range(10)]
+        ran = [f.result(30) for f in futures]  # none refused, none left waiting
+        assert len(ran) == 40
+        assert {p.queue for p in producers} == {on_old, on_new}
+        # The rotation done: the daemon knows only the new secret. A producer that missed
+        # the rotation is refused, with the reason; one that followed it is served.
+        newer.stop()
+        start_worker("tests.tasks:config", "--queue", on_new, env={"TASKER_SECRET": new})
+        with (
+            Producer(redis_url, on_new, secret=old, previous_secrets=()) as late,
+            Producer(redis_url, on_new, secret=new, previous_secrets=()) as current,
+        ):
+            with pytest.raises(TaskRejected, match="signature did not verify"):
+                late.queue_task(tasks.resource_id)
+            assert current.queue_task(tasks.resource_id)
+    finally:
+        for p in producers:
+            p.close()
+
+
+def test_a_producer_with_the_wrong_secret_or_none_hears_why_within_a_second(
+    start_worker: Callable[..., ChildProcess],
+    redis_url: str,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker cannot trust the reply channel named in a payload that did not verify:
+    it tells the queue's rejected channel, where the producer recognises its own task."""
+    start_worker()
+    monkeypatch.delenv("TASKER_SECRET")
+    wrong = Producer(redis_url, queue, secret="not-the-workers-secret-0123")
+    unsigned = Producer(redis_url, queue, allow_unsigned=True)
+    try:
+        for producer, reason in ((wrong, "signature did not verify"),
+                                 (unsigned, "unsigned payload refused")):  # fmt: skip
+            future = producer.queue_task_async(tasks.resource_id)
+            with pytest.raises(TaskRejected, match=reason):
+                future.result(1.0)  # not a TimeoutError: nobody is left waiting
+    finally:
+        wrong.close()
+        unsigned.close()
+
+
+def test_a_result_the_producer_cannot_verify_fails_its_call(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str
+) -> None:
+    """A rotation half done: the worker accepts the producer's old secret but signs with
+    the new one, which the producer does not know yet. The caller gets the error."""
+    old, new = "rotation-old-secret-0123456789", "rotation-new-secret-9876543210"
+    start_worker(env={"TASKER_SECRET": new, "TASKER_SECRET_PREVIOUS": old})
+    with Producer(redis_url, queue, secret=old, previous_secrets=()) as producer:
+        future = producer.queue_task_async(tasks.resource_id)
+        with pytest.raises(TaskRejected, match="did not verify here"):
+            future.result(5)

@@ -23,7 +23,14 @@ from ..backoff import Backoff
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RedisUnavailable, SerializationError, TaskRejected
 from ..store import QueueStore, reply_channel
-from ..wire import Outcome, Signer, decode_result, new_task_id
+from ..wire import (
+    Outcome,
+    Signer,
+    decode_result,
+    new_task_id,
+    peek_task_id,
+    unverified_contents,
+)
 
 __all__ = ["ResultListener", "TaskFuture"]
 
@@ -132,6 +139,9 @@ class ResultListener:
     # -- the listener thread ------------------------------------------------------------
     def _run(self) -> None:
         try:
+            # The rejected channel first: once the reply channel is confirmed (ready),
+            # so is it, since Redis confirms subscriptions in order.
+            self._subscription.subscribe(self._store.keys.rejected_channel)
             self._subscription.subscribe(self.channel)
         except RedisUnavailable as exc:
             self._error = exc
@@ -160,12 +170,13 @@ class ResultListener:
                 self._subscription.unsubscribe(channel)
 
     def _handle(self, kind: str, name: str, data: Any) -> None:
+        rejected = name == self._store.keys.rejected_channel
         if kind == "message":
-            if name == self.channel:
+            if name == self.channel or rejected:
                 self._resolve_bytes(data)
             else:  # a done channel: the task finished, its result is in its key
                 self._recheck([name.rsplit(":", 1)[1]])
-        elif kind == "subscribe":
+        elif kind == "subscribe" and not rejected:
             if name != self.channel:
                 self._recheck([name.rsplit(":", 1)[1]])
             elif not self._ready.is_set():
@@ -182,19 +193,38 @@ class ResultListener:
 
     def _resolve_bytes(self, data: bytes, task_id: str | None = None) -> None:
         """Resolve a future from a result frame. A frame that fails verification fails
-        the task it was read for (when that is known), never anything it claims to be."""
+        the task it was read for; one that was published, the task it names, with
+        `TaskRejected` (an error only: nothing in it is used, and only a task this
+        listener waits for is touched)."""
         try:
             outcome = decode_result(self._signer.open(data))
         except SerializationError as exc:
-            log.error("result%s refused: %s", f" of task {task_id}" if task_id else "", exc)
-            if task_id is not None:
-                self._fail(task_id, TaskRejected(f"result of task {task_id} refused: {exc}"))
+            self._refused(data, task_id, exc)
             return
         if task_id is not None and outcome.task_id != task_id:
             self._fail(task_id, TaskRejected(f"result stored for task {task_id} names task "
                                              f"{outcome.task_id!r}"))  # fmt: skip
             return
         self._resolve(outcome)
+
+    def _refused(self, data: bytes, task_id: str | None, exc: SerializationError) -> None:
+        if task_id is not None:
+            log.error("result of task %s refused: %s", task_id, exc)
+            self._fail(task_id, TaskRejected(f"result of task {task_id} refused: {exc}"))
+            return
+        peeked = peek_task_id(unverified_contents(data))
+        if peeked is None:
+            log.error("a result was refused: %s", exc)
+            return
+        task_id, message = peeked
+        with self._lock:
+            if task_id not in self._futures:
+                return  # another producer's task, or a forgery about nobody here
+        log.error("result of task %s refused: %s", task_id, exc)
+        what = "finished" if message is None else f"failed ({message!r})"
+        self._fail(task_id, TaskRejected(
+            f"task {task_id} {what}, but its result did not verify here ({exc}): do this "
+            "producer and the workers share the secret?"))  # fmt: skip
 
     def _take(self, task_id: str) -> TaskFuture[Any] | None:
         """Remove and return the future waiting for ``task_id`` (None if nobody waits)."""

@@ -118,6 +118,12 @@ class QueueKeys:
         """String: the signed result envelope of one task, with a TTL."""
         return f"{self.tag}:result:{task_id}"
 
+    @property
+    def rejected_channel(self) -> str:
+        """Pub/sub channel on which workers announce the tasks they refused without being
+        able to trust the task's own reply channel (a payload that did not verify)."""
+        return f"{self.tag}:rejected"
+
     def done_channel(self, task_id: str) -> str:
         """Pub/sub channel announcing that one task finished (for `Producer.result`)."""
         return f"{self.done_prefix}{task_id}"

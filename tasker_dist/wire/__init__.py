@@ -17,9 +17,10 @@ from .envelope import (
     encode_failure,
     encode_success,
     encode_task,
+    peek_task_id,
 )
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_size
-from .signing import SECRET_ENV, Signer, resolve_secret
+from .signing import SECRET_ENV, Signer, resolve_secret, unverified_contents
 from .task_ids import new_task_id, queued_at
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "encode_success",
     "encode_task",
     "new_task_id",
+    "peek_task_id",
     "queued_at",
     "resolve_secret",
+    "unverified_contents",
 ]

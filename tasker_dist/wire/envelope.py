@@ -51,6 +51,7 @@ __all__ = [
     "encode_failure",
     "encode_success",
     "encode_task",
+    "peek_task_id",
 ]
 
 VERSION: Final = 1
@@ -239,6 +240,20 @@ def decode_result(data: bytes) -> Outcome:
     if version != VERSION or not isinstance(task_id, str):
         raise SerializationError(f"unknown result envelope version {version!r}")
     return Outcome(task_id, status == _OK, body)
+
+
+def peek_task_id(data: bytes) -> tuple[str, str | None] | None:
+    """(task id, failure message or None for a value) of a result envelope that could not
+    be verified, read from its plain fields only (nothing in it is unpickled); None if it
+    is not one."""
+    try:
+        _, task_id, status, body = msgpack.unpackb(data, raw=False, unicode_errors="replace")
+        message = body["message"] if status == _FAILED else None
+    except Exception:
+        return None
+    if not isinstance(task_id, str) or not isinstance(message, str | None):
+        return None
+    return task_id, message
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,14 @@ from typing import Any
 
 from ..errors import ConfigError, PayloadRejected
 
-__all__ = ["PREVIOUS_SECRETS_ENV", "SECRET_ENV", "Signer", "resolve_previous", "resolve_secret"]
+__all__ = [
+    "PREVIOUS_SECRETS_ENV",
+    "SECRET_ENV",
+    "Signer",
+    "resolve_previous",
+    "resolve_secret",
+    "unverified_contents",
+]
 
 SECRET_ENV = "TASKER_SECRET"
 #: Secrets also accepted when verifying (comma-separated), during a rotation.
@@ -88,6 +95,14 @@ def _mac(states: tuple[Any, Any], envelope: bytes) -> bytes:
     outer = states[1].copy()
     outer.update(inner.digest())
     return outer.digest()  # type: ignore[no-any-return]
+
+
+def unverified_contents(frame: bytes) -> bytes:
+    """The envelope inside ``frame`` without checking its signature: only for reading
+    which task a frame that failed verification is about, never for using its contents."""
+    if frame[:1] == _SIGNED_PREFIX:
+        return frame[1 + _MAC_BYTES :]
+    return frame[1:]
 
 
 class Signer:

@@ -51,8 +51,16 @@ class Report(NamedTuple):  # as `Fetched`: one per task
 
 
 class Executor:
-    def __init__(self, config: Config[Any], aloop: AsyncLoop, signer: Signer, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config[Any],
+        aloop: AsyncLoop,
+        signer: Signer,
+        clock: Clock,
+        rejected_channel: str,
+    ) -> None:
         self._config = config
+        self._rejected_channel = rejected_channel
         self._aloop = aloop
         self._signer = signer
         self._clock = clock
@@ -117,6 +125,10 @@ class Executor:
         """A payload that must not run: its caller gets `TaskRejected` naming ``reason``,
         and its raw bytes go to the failed store."""
         log.error("task %r refused: %s", job.task_id, reason)
+        if not job.reply_to:
+            # The envelope did not verify, so the reply channel it names is not to be
+            # trusted: the queue's rejected channel tells its producer instead.
+            job.reply_to = self._rejected_channel
         failure = Failure(FailureKind.INVALID, "TaskRejected", f"task payload rejected: {reason}",
                           "")  # fmt: skip
         return self._failure(job, failure, raw)

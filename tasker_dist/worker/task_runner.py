@@ -36,7 +36,7 @@ class TaskRunner:
         aloop: AsyncLoop,
         clock: Clock,
     ) -> None:
-        self.executor = Executor(config, aloop, signer, clock)
+        self.executor = Executor(config, aloop, signer, clock, store.keys.rejected_channel)
         self._completer = Completer(
             store, worker_id, int(config.result_ttl * 1000), config.failed_limit, clock
         )
