@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from tasker_dist import (
     SerializationError,
     ShuttingDown,
     TaskContext,
+    TaskFuture,
     TaskManager,
     TaskNotFound,
     TaskTimeout,
@@ -248,3 +251,55 @@ def test_an_oversized_result_fails_its_task_once(redis_url: str, queue: str) -> 
             m.queue_task(lambda ctx, r: b"y" * 20_000)
         assert m.metrics().total_tasks_failed == 1
         assert m.queue_task(lambda ctx, r: "small") == "small"
+
+
+class SlowToDecode:
+    """A result whose decoding takes a while: a caller may give up meanwhile."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        time.sleep(0.002)
+        self.__dict__.update(state)
+
+
+def slow_to_decode(ctx: TaskContext, r: dict[str, int], n: int) -> SlowToDecode:
+    return SlowToDecode(n)
+
+
+class GiveUpAtRandom(threading.Thread):
+    """Cancels random futures of ``futures`` until stopped, as impatient callers do."""
+
+    def __init__(self, futures: list[TaskFuture[SlowToDecode]], seed: int) -> None:
+        super().__init__()
+        self.futures = futures
+        self.rng = random.Random(seed)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.rng.choice(self.futures).cancel()
+
+
+def test_futures_cancelled_at_random_while_results_arrive_never_stop_the_listener(
+    redis_url: str, queue: str, manager: TaskManager[dict[str, int]]
+) -> None:
+    """A caller that gives up (a cancelled future, an asyncio.wait_for timing out) while
+    its result is being decoded must not take the producer's listener down with it."""
+    with Producer(redis_url, queue) as producer:
+        for attempt in range(5):
+            futures = [producer.queue_task_async(slow_to_decode, i) for i in range(200)]
+            canceller = GiveUpAtRandom(futures, seed=attempt)
+            canceller.start()
+            try:
+                # (concurrent.futures.wait never sees a future cancelled outside an
+                # executor as done, so look at them one by one)
+                wait_until(lambda fs=futures: all(f.done() for f in fs), timeout=30)
+            finally:
+                canceller.done.set()
+                canceller.join()
+            for i, future in enumerate(futures):
+                assert future.cancelled() or future.result().n == i
+        later = producer.queue_task_async(lambda ctx, r: "still listening")
+        assert later.result(10) == "still listening"

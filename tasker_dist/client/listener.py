@@ -14,9 +14,10 @@ stored after it is announced.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar
 
 from ..backoff import Backoff
@@ -129,7 +130,7 @@ class ResultListener:
             self._futures.clear()
         for task_id, future in futures:
             if not future.done():
-                future.set_exception(error_for(task_id))
+                _settle(future, error=error_for(task_id))
 
     def close(self) -> None:
         self._closed.set()
@@ -159,6 +160,8 @@ class ResultListener:
                 delay = backoff.next()
                 log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, delay)
                 self._clock.wait(self._closed, delay)
+            except Exception:  # a bug of ours: every later call would hang without us
+                log.exception("result listener: handling a message failed; going on")
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
@@ -246,13 +249,27 @@ class ResultListener:
     def _fail(self, task_id: str, error: BaseException) -> None:
         future = self._take(task_id)
         if future is not None:
-            future.set_exception(error)
+            _settle(future, error=error)
 
     def _resolve(self, outcome: Outcome) -> None:
         future = self._take(outcome.task_id)
         if future is None:
             return
         try:
-            future.set_result(outcome.unwrap())
+            value = outcome.unwrap()
         except BaseException as exc:  # the task's own error, rebuilt
-            future.set_exception(exc)
+            _settle(future, error=exc)
+        else:
+            _settle(future, value=value)
+
+
+def _settle(
+    future: TaskFuture[Any], *, value: Any = None, error: BaseException | None = None
+) -> None:
+    """Give ``future`` its outcome, unless its caller gave up meanwhile (cancelled it,
+    or an ``asyncio.wait_for`` timed out) while the result was being decoded."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
