@@ -16,7 +16,8 @@
         ├── TaskCancelled                    the task was cancelled (kill) before finishing
         ├── TaskTimeout                      the task ran past its deadline
         ├── TaskRejected                     a worker refused the payload (undecodable, forged)
-        └── TaskQuarantined                  the task kept ending its worker process
+        ├── TaskQuarantined                  the task kept ending its worker process
+        └── TaskLost                         Redis lost the task (restarted without its data)
 
 A task's own exception is re-raised as itself whenever it can be unpickled; the remote
 traceback is attached as its ``__cause__`` (a :class:`RemoteTraceback`) and as a note.
@@ -39,6 +40,7 @@ __all__ = [
     "TaskCancelled",
     "TaskError",
     "TaskFailed",
+    "TaskLost",
     "TaskNotFound",
     "TaskQuarantined",
     "TaskRejected",
@@ -135,6 +137,11 @@ class TaskRejected(TaskFailed):
 class TaskQuarantined(TaskFailed):
     """The task was taken more than ``max_deliveries`` times without finishing (it kept
     ending its worker process); it was moved to the failed store instead of running again."""
+
+
+class TaskLost(TaskFailed):
+    """Redis no longer knows the task: it is neither queued, running nor finished (Redis
+    restarted without its data, or the task's keys were deleted or evicted)."""
 
 
 class RemoteTraceback(Exception):

@@ -16,11 +16,12 @@ import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
 
-from tasker_dist import Producer
+from tasker_dist import Producer, TaskLost
 from tasker_dist.store.embedded_server import EmbeddedServer
 from tasker_dist.store.keys import QueueKeys
 
@@ -165,5 +166,40 @@ def test_redis_restart_with_aof_mid_run(
         _report({"test": "redis_restart", "tasks": 200,
                  "reruns": sum(len(p) - 1 for p in runs.values()),
                  "seconds_to_settle": round(settled, 1)})  # fmt: skip
+    finally:
+        server.stop()
+
+
+def test_redis_restart_without_its_data_leaves_nobody_waiting(
+    start_worker: Callable[..., ChildProcess], queue: str
+) -> None:
+    """Redis comes back empty mid-run: every caller still waiting gets `TaskLost` (the
+    listener checks, once back, that each awaited task still exists), none waits on, and
+    the daemons serve new tasks."""
+    server = EmbeddedServer.start()  # no persistence
+    try:
+        for _ in range(2):
+            start_worker("tests.tasks:config", "--redis-url", server.url, env={**DAEMON_ENV})
+        with Producer(server.url, queue) as producer:
+            wait_until(lambda: len(producer.stats().workers) == 2, message="2 daemons")
+            futures = [producer.queue_task_async(tasks.sleep_then, 0.02, n) for n in range(600)]
+            with ThreadPoolExecutor(20) as callers:
+                blocking = [callers.submit(producer.queue_task, tasks.sleep_then, 0.02, -n)
+                            for n in range(20)]  # fmt: skip
+                wait_until(lambda: sum(f.done() for f in futures) >= 50, message="under way")
+                server.restart()  # a crash: Redis comes back empty
+                restarted = time.monotonic()
+                waiting = [*futures, *blocking]
+                wait_until(lambda: all(f.done() for f in waiting), timeout=15,
+                           message="every caller to hear")  # fmt: skip
+                settled = time.monotonic() - restarted
+            lost = [f for f in waiting if isinstance(f.exception(), TaskLost)]
+            assert lost  # the run was cut short: some were queued or running
+            assert all(f.exception() is None or f in lost for f in waiting)
+            assert all(f.result() == n for n, f in enumerate(futures) if f not in lost)
+            later = producer.queue_task_async(tasks.sleep_then, 0, "after")
+            assert later.result(30) == "after"  # the daemons rode it out
+        _report({"test": "redis_restart_empty", "tasks": 620, "lost": len(lost),
+                 "seconds_until_every_caller_heard": round(settled, 1)})  # fmt: skip
     finally:
         server.stop()

@@ -15,9 +15,9 @@ PUBLIC_API = {
     "AsyncProducer", "Config", "ConfigError", "EmbeddedServerError", "MaxRetriesExceeded",
     "Metrics", "PayloadRejected", "PayloadTooLarge", "Producer", "RedisUnavailable",
     "RemoteTraceback", "ResultExpired", "SerializationError", "ShuttingDown", "Stats",
-    "TaskCancelled", "TaskContext", "TaskError", "TaskFailed", "TaskFuture", "TaskManager",
-    "TaskNotFound", "TaskQuarantined", "TaskRejected", "TaskTimeout", "TaskerError",
-    "WorkerInfo",
+    "TaskCancelled", "TaskContext", "TaskError", "TaskFailed", "TaskFuture", "TaskLost",
+    "TaskManager", "TaskNotFound", "TaskQuarantined", "TaskRejected", "TaskTimeout",
+    "TaskerError", "WorkerInfo",
 }  # fmt: skip
 
 MODULES = sorted(

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from ..backoff import Backoff
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import RedisUnavailable, SerializationError, TaskRejected
+from ..errors import RedisUnavailable, SerializationError, TaskLost, TaskRejected
 from ..store import QueueStore, reply_channel
 from ..wire import (
     Outcome,
@@ -46,9 +46,10 @@ _TICK_S = 0.05
 class TaskFuture(Future[T], Generic[T]):
     """A `concurrent.futures.Future` that also knows its task's id."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, epoch: int = 0) -> None:
         super().__init__()
         self.task_id = task_id
+        self._epoch = epoch  # the listener's connection epoch when it began to wait
 
 
 class ResultListener:
@@ -61,6 +62,9 @@ class ResultListener:
         # Tasks queued elsewhere that `result` calls wait for: id -> number of waiters.
         self._foreign: dict[str, int] = {}
         self._lock = threading.Lock()
+        # Counts the times the connection was lost: a task waited for since before the
+        # last loss is checked for in Redis once the listener is back.
+        self._epoch = 0
         # (subscribe?, channel) changes for the listener thread, applied in order.
         self._changes: list[tuple[bool, str]] = []
         self._closed = threading.Event()
@@ -77,8 +81,8 @@ class ResultListener:
     # -- called by producers ------------------------------------------------------------
     def expect(self, task_id: str) -> TaskFuture[Any]:
         """A future for a task about to be queued with this listener's reply channel."""
-        future: TaskFuture[Any] = TaskFuture(task_id)
         with self._lock:
+            future: TaskFuture[Any] = TaskFuture(task_id, self._epoch)
             self._futures[task_id] = future
         return future
 
@@ -91,7 +95,7 @@ class ResultListener:
                 if task_id in self._foreign:
                     self._foreign[task_id] += 1
                 return future
-            future = self._futures[task_id] = TaskFuture(task_id)
+            future = self._futures[task_id] = TaskFuture(task_id, self._epoch)
             self._foreign[task_id] = 1
             self._changes.append((True, self._store.keys.done_channel(task_id)))
         return future
@@ -157,6 +161,7 @@ class ResultListener:
                     self._handle(message.kind, message.channel, message.data)
                 backoff.reset()
             except RedisUnavailable as exc:
+                self._epoch += 1
                 delay = backoff.next()
                 log.warning("result listener lost Redis (%s); retrying in %.2fs", exc, delay)
                 self._clock.wait(self._closed, delay)
@@ -184,8 +189,27 @@ class ResultListener:
                 self._recheck([name.rsplit(":", 1)[1]])
             elif not self._ready.is_set():
                 self._ready.set()  # from now on no result of ours can be missed
-            else:  # subscribed again after a reconnect: read what was missed meanwhile
-                self._recheck([t for t in self.pending() if t not in self._foreign])
+            else:  # subscribed again after a reconnect
+                self._after_reconnect()
+
+    def _after_reconnect(self) -> None:
+        """Read the results published while the connection was down, and fail with
+        `TaskLost` the tasks waited for since before it went down that Redis no longer
+        has at all (it restarted without its data): their callers would wait forever."""
+        with self._lock:
+            waiting = [(t, f._epoch) for t, f in self._futures.items() if not f.done()]
+            foreign = set(self._foreign)
+        before = [t for t, epoch in waiting if epoch < self._epoch]
+        self._recheck([t for t, epoch in waiting if epoch >= self._epoch and t not in foreign])
+        for task_id, (known, data) in zip(before, self._store.presence(before), strict=True):
+            if data is not None:
+                self._resolve_bytes(data, task_id)
+            elif not known:
+                log.error("task %s is lost: Redis no longer has it", task_id)
+                lost = TaskLost(f"task {task_id} is lost: Redis no longer has it queued, "
+                                "running or finished (it restarted without its data, or "
+                                "the keys were deleted)")  # fmt: skip
+                self._fail(task_id, lost)
 
     def _recheck(self, task_ids: list[str]) -> None:
         if not task_ids:

@@ -67,6 +67,17 @@ class QueueStore:
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
         return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
 
+    def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
+        """For each task: whether it is queued or running, and its stored result. One
+        round trip, each task's envelope read before its result: a task that finishes
+        in between is seen as running, never as neither."""
+        commands: list[tuple[Any, ...]] = []
+        for task_id in task_ids:
+            commands.append(("HEXISTS", self.keys.tasks, cmd.raw(task_id)))
+            commands.append(("GET", self.keys.result(task_id)))
+        replies = self._pipeline("reading tasks", commands)
+        return [(bool(replies[i]), replies[i + 1]) for i in range(0, len(replies), 2)]
+
     def task_known(self, task_id: str) -> bool:
         """True while the task is queued or running (its envelope is stored)."""
         return bool(
