@@ -112,13 +112,13 @@ class AsyncProducer(BaseProducer):
         """The result of any task by id (see `Producer.result`)."""
         listener = self._ensure_listener()
         future = listener.watch(task_id)
-        if not future.done() and not await self._astore.task_known(task_id):
-            # Not queued or running: finished (its result is stored), or unknown.
-            data = await self._astore.get_result(task_id)
-            if data is None:
+        if not future.done():
+            [(known, data)] = await self._astore.presence([task_id])
+            if data is not None:  # finished before anyone here waited
+                listener.deliver(task_id, data)
+            elif not known:  # neither queued, running nor finished
                 listener.unwatch(task_id)
                 raise self._not_found(task_id)
-            listener.deliver(task_id, data)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:

@@ -123,10 +123,6 @@ class ResultListener:
         with self._lock:
             self._futures.pop(task_id, None)
 
-    def pending(self) -> list[str]:
-        with self._lock:
-            return list(self._futures)
-
     def fail_all(self, error_for: Any) -> None:
         """Resolve every waiting future with ``error_for(task_id)`` (kill, close)."""
         with self._lock:
@@ -197,14 +193,16 @@ class ResultListener:
         `TaskLost` the tasks waited for since before it went down that Redis no longer
         has at all (it restarted without its data): their callers would wait forever."""
         with self._lock:
-            waiting = [(t, f._epoch) for t, f in self._futures.items() if not f.done()]
+            # task id -> waited for since before the last outage
+            waiting = {t: f._epoch < self._epoch for t, f in self._futures.items() if not f.done()}
             foreign = set(self._foreign)
-        before = [t for t, epoch in waiting if epoch < self._epoch]
-        self._recheck([t for t, epoch in waiting if epoch >= self._epoch and t not in foreign])
-        for task_id, (known, data) in zip(before, self._store.presence(before), strict=True):
+        # A task queued elsewhere and waited for only since the outage is read when Redis
+        # confirms its done channel instead.
+        ids = [t for t, before in waiting.items() if before or t not in foreign]
+        for task_id, (known, data) in zip(ids, self._store.presence(ids), strict=True):
             if data is not None:
                 self._resolve_bytes(data, task_id)
-            elif not known:
+            elif not known and waiting[task_id]:
                 log.error("task %s is lost: Redis no longer has it", task_id)
                 lost = TaskLost(f"task {task_id} is lost: Redis no longer has it queued, "
                                 "running or finished (it restarted without its data, or "

@@ -71,13 +71,13 @@ class Producer(BaseProducer, QueueingMethods):
         """
         listener = self._ensure_listener()
         future = listener.watch(task_id)
-        if not future.done() and not self._store.task_known(task_id):
-            # Not queued or running: finished (its result is stored), or unknown.
-            data = self._store.get_result(task_id)
-            if data is None:
+        if not future.done():
+            [(known, data)] = self._store.presence([task_id])
+            if data is not None:  # finished before anyone here waited
+                listener.deliver(task_id, data)
+            elif not known:  # neither queued, running nor finished
                 listener.unwatch(task_id)
                 raise self._not_found(task_id)
-            listener.deliver(task_id, data)
         try:
             return future.result(timeout)
         except FutureTimeout:

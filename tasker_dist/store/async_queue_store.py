@@ -7,7 +7,7 @@ The twin of `store.QueueStore` (which workers also use): both send the calls tha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from redis.commands.core import AsyncScript
 
@@ -38,18 +38,10 @@ class AsyncQueueStore:
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))
 
-    async def get_result(self, task_id: str) -> bytes | None:
-        key = self.keys.result(task_id)
-        return cast(
-            bytes | None, await call_async("GET result", self.url, lambda: self.client.get(key))
-        )
-
-    async def task_known(self, task_id: str) -> bool:
-        return bool(
-            await call_async(
-                "HEXISTS", self.url, lambda: self.client.hexists(self.keys.tasks, task_id)
-            )
-        )
+    async def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
+        """See `QueueStore.presence`."""
+        commands = cmd.presence_commands(self.keys, task_ids)
+        return cmd.parse_presence(await self._pipeline("reading tasks", commands))
 
     async def read_cluster(self) -> RawCluster:
         first = await self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))

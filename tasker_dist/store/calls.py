@@ -28,6 +28,8 @@ __all__ = [
     "parse_cluster",
     "parse_fetch",
     "parse_heartbeat",
+    "parse_presence",
+    "presence_commands",
     "raw",
     "recover_call",
     "requeue_call",
@@ -244,6 +246,21 @@ def cluster_commands(keys: QueueKeys) -> list[tuple[Any, ...]]:
         ("HGETALL", keys.histogram),
         ("HGETALL", keys.rates),
     ]
+
+
+def presence_commands(keys: QueueKeys, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """For each task, whether its envelope is stored (queued or running), then its result:
+    in that order, so a task that finishes in between is seen as running, never as
+    neither (then `parse_presence`)."""
+    commands: list[tuple[Any, ...]] = []
+    for task_id in task_ids:
+        commands.append(("HEXISTS", keys.tasks, raw(task_id)))
+        commands.append(("GET", keys.result(task_id)))
+    return commands
+
+
+def parse_presence(replies: Sequence[Any]) -> list[tuple[bool, bytes | None]]:
+    return [(bool(replies[i]), replies[i + 1]) for i in range(0, len(replies), 2)]
 
 
 def worker_commands(keys: QueueKeys, worker_ids: Sequence[str]) -> list[tuple[Any, ...]]:

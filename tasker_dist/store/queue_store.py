@@ -1,13 +1,13 @@
 """`QueueStore`: every Redis operation of one queue, for threaded code.
 
-The calls themselves are built in `commands`; this class only sends them. Every method
+The calls themselves are built in `calls`; this class only sends them. Every method
 raises `RedisUnavailable` (never a redis-py error).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 from redis.commands.core import Script
@@ -60,29 +60,14 @@ class QueueStore:
     def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         self._run(cmd.enqueue_call(self.keys, items, priority))
 
-    def get_result(self, task_id: str) -> bytes | None:
-        key = self.keys.result(task_id)
-        return cast(bytes | None, call("GET result", self.url, lambda: self.client.get(key)))
-
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
         return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
 
     def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
-        """For each task: whether it is queued or running, and its stored result. One
-        round trip, each task's envelope read before its result: a task that finishes
-        in between is seen as running, never as neither."""
-        commands: list[tuple[Any, ...]] = []
-        for task_id in task_ids:
-            commands.append(("HEXISTS", self.keys.tasks, cmd.raw(task_id)))
-            commands.append(("GET", self.keys.result(task_id)))
-        replies = self._pipeline("reading tasks", commands)
-        return [(bool(replies[i]), replies[i + 1]) for i in range(0, len(replies), 2)]
-
-    def task_known(self, task_id: str) -> bool:
-        """True while the task is queued or running (its envelope is stored)."""
-        return bool(
-            call("HEXISTS", self.url, lambda: self.client.hexists(self.keys.tasks, task_id))
-        )
+        """For each task: whether it is queued or running, and its stored result (one
+        round trip)."""
+        commands = cmd.presence_commands(self.keys, task_ids)
+        return cmd.parse_presence(self._pipeline("reading tasks", commands))
 
     def cancel(self, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> list[str]:
         if not items:
