@@ -189,8 +189,10 @@ def test_redis_restart_without_its_data_leaves_nobody_waiting(
                 # Every call queued (a call still queueing when Redis dies gets
                 # RedisUnavailable: it is told, but it is not what this test is about).
                 wait_until(
-                    lambda: producer.metrics().total_tasks_arrived == 620
-                    and sum(f.done() for f in futures) >= 50,
+                    lambda: (
+                        producer.metrics().total_tasks_arrived == 620
+                        and sum(f.done() for f in futures) >= 50
+                    ),
                     message="every call queued and the run under way",
                 )
                 server.restart()  # a crash: Redis comes back empty
