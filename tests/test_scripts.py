@@ -498,7 +498,7 @@ def test_requeue_nothing_sends_no_token(
 # -- cancel ---------------------------------------------------------------------------------
 
 
-def test_cancel_removes_queued_tasks_from_either_lane(
+def test_cancel_stores_results_and_fetch_drops_the_cancelled_ids(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     enqueue(store, "n1", "n2")
@@ -508,8 +508,6 @@ def test_cancel_removes_queued_tasks_from_either_lane(
     pubsub.psubscribe("tasker:*")
     cancelled = store.cancel(TTL_MS, [("n1", b"cancel-n1"), ("p1", b"cancel-p1")])
     assert sorted(cancelled) == ["n1", "p1"]
-    assert fake.lrange(keys.pending, 0, -1) == [b"n2"]
-    assert fake.llen(keys.priority) == 0
     assert fake.get(keys.result("n1")) == b"cancel-n1"
     assert fake.get(keys.result("p1")) == b"cancel-p1"
     assert 0 < fake.pttl(keys.result("n1")) <= TTL_MS
@@ -520,21 +518,77 @@ def test_cancel_removes_queued_tasks_from_either_lane(
         (keys.done_channel("p1").encode(), b"1"),
     ]
     assert fetch_ids(store) == ["n2"]
+    # the cancelled ids were dropped on the way: nothing of them is left
+    assert fake.llen(keys.pending) == fake.llen(keys.priority) == 0
+    assert fake.exists(keys.cancelled) == 0
+    assert members(fake, keys.held(WID)) == [b"n2"]
     pubsub.close()
 
 
-def test_cancel_leaves_taken_tasks_alone(
+def test_a_task_cancelled_while_it_runs_keeps_its_cancelled_result(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
     enqueue(store, "a", "b")
-    fetch_ids(store, 1)
-    assert store.cancel(TTL_MS, [("a", b"c-a"), ("b", b"c-b")]) == ["b"]
-    assert fake.get(keys.result("a")) is None
-    assert fake.hexists(keys.tasks, "a")
-    assert members(fake, keys.held(WID)) == [b"a"]
-    # the worker that holds it still completes it normally
-    assert store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"ra", "")]) == 0
-    assert fake.get(keys.result("a")) == b"ra"
+    fetched = store.fetch(WID, 1, HB_TTL_MS)[1]
+    assert [f.task_id for f in fetched] == ["a"]
+    assert store.cancel(TTL_MS, [("a", b"c-a"), ("b", b"c-b")]) == ["a", "b"]
+    # the worker's late completion is dropped, and counted nowhere
+    late = Finished("a", Status.COMPLETED, b"ra", REPLY, 0.01, 0.0, fetched[0].delivery)
+    assert store.complete(WID, TTL_MS, CAP, [late]) == 0
+    assert fake.get(keys.result("a")) == b"c-a"
+    assert fake.hget(keys.counters, "completed") is None
+    assert fetch_ids(store) == []
+    assert fake.exists(keys.held(WID), keys.cancelled, keys.tasks, keys.pending) == 0
+
+
+def test_a_cancelled_task_handed_back_by_recovery_or_retry_never_runs(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "dead", "retried")
+    fetched = {f.task_id: f for f in store.fetch(WID, 2, HB_TTL_MS)[1]}
+    store.cancel(TTL_MS, [("dead", b"c-1"), ("retried", b"c-2")])
+    retry = Finished("retried", Status.RETRIED, delivery=fetched["retried"].delivery)
+    assert store.complete(WID, TTL_MS, CAP, [retry]) == 0
+    assert store.requeue(WID, [("dead", fetched["dead"].delivery)]) == 1
+    assert fetch_ids(store) == []
+    assert fake.exists(keys.priority, keys.pending, keys.cancelled, keys.held(WID)) == 0
+    assert fake.get(keys.result("retried")) == b"c-2"
+
+
+def test_fetch_drops_a_bounded_number_of_cancelled_ids_per_call(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    ids = [f"t{i}" for i in range(2500)]
+    enqueue(store, *ids)
+    enqueue(store, "live")
+    store.cancel(TTL_MS, [(i, b"c") for i in ids])
+    fake.delete(keys.signal)
+    # each call drops at most 1,000 cancelled ids and wakes another fetcher while more
+    # are left, so a lane of them never makes one long script call
+    assert fetch_ids(store, 10) == []
+    assert fake.llen(keys.pending) == 1501
+    assert fake.llen(keys.signal) == 1
+    assert fetch_ids(store, 10) == []
+    assert fetch_ids(store, 10) == ["live"]
+    assert fake.exists(keys.pending, keys.cancelled) == 0
+
+
+def test_cancel_is_sent_in_chunks(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    ids = [f"t{i}" for i in range(2 * store_module.CANCEL_CHUNK + 1)]
+    enqueue(store, *ids)
+    calls: list[int] = []
+    run = store._run
+
+    def counting(job: cmd.ScriptCall) -> Any:
+        calls.append(len(job.keys))
+        return run(job)
+
+    store._run = counting  # type: ignore[method-assign]
+    assert store.cancel(TTL_MS, [(i, b"c") for i in ids]) == ids
+    assert len(calls) == 3
+    assert fake.hlen(keys.tasks) == 0
 
 
 def test_cancel_unknown_and_empty(store: QueueStore, fake: fakeredis.FakeRedis) -> None:

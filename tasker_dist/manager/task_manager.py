@@ -200,8 +200,9 @@ class TaskManager(QueueingMethods, Generic[R]):
         self._shutdown()
 
     def kill(self) -> None:
-        """Cancel now: queued tasks of this manager are removed from the queue, running
-        ones are cancelled, and every caller still waiting gets `TaskCancelled`."""
+        """Cancel now: tasks of this manager not finished yet are cancelled (queued ones
+        never run; running ones are told, and a late result is dropped), and every caller
+        still waiting gets `TaskCancelled`."""
         with self._state_lock:
             if self._state is ManagerState.STOPPED:
                 return

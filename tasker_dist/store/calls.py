@@ -90,7 +90,7 @@ def fetch_call(keys: QueueKeys, worker_id: str, limit: int, ttl_ms: int) -> Scri
     return ScriptCall(
         "fetch",
         [keys.priority, keys.pending, keys.tasks, keys.retries, keys.deliveries,
-         keys.held(worker_id), keys.signal, keys.workers],
+         keys.held(worker_id), keys.signal, keys.workers, keys.cancelled],
         [limit, worker_id, ttl_ms],
         # Sent again, it would take more tasks, and those the first one took would sit
         # in the held hash with nobody knowing: the fetcher reconciles instead.
@@ -128,7 +128,7 @@ def complete_call(
         "complete",
         [keys.tasks, keys.retries, keys.deliveries, keys.held(worker_id), keys.counters,
          keys.histogram, keys.rates, keys.priority, keys.signal, keys.failed,
-         keys.failed_index, *results],
+         keys.failed_index, keys.cancelled, *results],
         args,
     )  # fmt: skip
 
@@ -173,11 +173,10 @@ def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]
     return ScriptCall(
         "cancel",
         [
-            keys.pending,
-            keys.priority,
             keys.tasks,
             keys.retries,
             keys.deliveries,
+            keys.cancelled,
             *(raw(keys.result(task_id)) for task_id, _ in items),
         ],
         args,

@@ -60,6 +60,12 @@ class QueueKeys:
         return f"{self.tag}:deliveries"
 
     @property
+    def cancelled(self) -> str:
+        """Hash task id -> 1 for tasks cancelled while queued or running: their ids stay
+        where they were (a lane, a held hash) until a fetch or a completion meets them."""
+        return f"{self.tag}:cancelled"
+
+    @property
     def failed(self) -> str:
         """Hash task id -> failed-store record: tasks that could not be run (undecodable,
         forged, quarantined, out of retries), with their raw bytes and the reason."""

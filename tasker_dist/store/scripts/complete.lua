@@ -2,8 +2,8 @@
 -- KEYS[1] tasks hash   KEYS[2] retries hash   KEYS[3] deliveries hash
 -- KEYS[4] the caller's held hash   KEYS[5] counters hash   KEYS[6] histogram hash
 -- KEYS[7] rates hash   KEYS[8] priority list   KEYS[9] signal list
--- KEYS[10] failed hash   KEYS[11] failed index zset
--- KEYS[11 + i] result key of task i
+-- KEYS[10] failed hash   KEYS[11] failed index zset   KEYS[12] cancelled hash
+-- KEYS[12 + i] result key of task i
 -- ARGV[1] result TTL (ms)   ARGV[2] failed store cap (entries)
 -- ARGV[3] done channel prefix (a task's done channel is the prefix and its id)
 -- then per task a group of 9:
@@ -18,6 +18,8 @@
 -- Only the delivery the caller holds may finish a task: any other (handed back, or
 -- recovered from a worker taken for dead) is skipped and counts in no metric, so a
 -- result is written once and every task is counted once.
+-- A task cancelled while it ran (see cancel.lua) already has its result: the caller's
+-- outcome is dropped with the task's bookkeeping, and counts in no metric either.
 -- Returns the number of tasks skipped.
 local ttl = ARGV[1]
 local count = {completed = 0, failed = 0, retried = 0}
@@ -29,11 +31,18 @@ local stored_failed = false
 local ids = {}
 for o = 4, #ARGV, 9 do ids[#ids + 1] = ARGV[o] end
 local held = hmget(KEYS[4], ids)
+local cancelled = {}
+if redis.call('HLEN', KEYS[12]) > 0 then cancelled = hmget(KEYS[12], ids) end
 local done, finished, seen = {}, {}, {}
 for i, id in ipairs(ids) do
   local o = 4 + (i - 1) * 9
   local status = ARGV[o + 2]
-  if held[i] == ARGV[o + 1] and not seen[id] then
+  if held[i] == ARGV[o + 1] and not seen[id] and cancelled[i] then
+    seen[id] = true
+    done[#done + 1] = id
+    finished[#finished + 1] = id
+    redis.call('HDEL', KEYS[12], id)
+  elseif held[i] == ARGV[o + 1] and not seen[id] then
     seen[id] = true
     done[#done + 1] = id
     if status == 'retried' then
@@ -43,7 +52,7 @@ for i, id in ipairs(ids) do
     else
       finished[#finished + 1] = id
       if ARGV[o + 3] ~= '' then
-        redis.call('SET', KEYS[11 + i], ARGV[o + 3], 'PX', ttl)
+        redis.call('SET', KEYS[12 + i], ARGV[o + 3], 'PX', ttl)
         if ARGV[o + 4] ~= '' then
           redis.call('PUBLISH', ARGV[o + 4], ARGV[o + 3])
         end
