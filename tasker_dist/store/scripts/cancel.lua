@@ -8,18 +8,20 @@
 -- its lane here would cost a scan of the list per task (LREM), quadratic for a queue.
 -- A task already finished (no envelope) is left alone.
 -- Returns the ids cancelled.
-local out = {}
-local i = 0
-for o = 2, #ARGV, 3 do
-  i = i + 1
-  local id = ARGV[o]
-  if redis.call('HDEL', KEYS[1], id) == 1 then
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('HSET', KEYS[4], id, '1')
+local ids = {}
+for o = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[o] end
+local envelopes = hmget(KEYS[1], ids)
+local out, marks = {}, {}
+for i, id in ipairs(ids) do
+  if envelopes[i] then
+    local o = 2 + (i - 1) * 3
     redis.call('SET', KEYS[4 + i], ARGV[o + 1], 'PX', ARGV[1])
     redis.call('PUBLISH', ARGV[o + 2], '1')
     out[#out + 1] = id
+    marks[#marks + 1] = id
+    marks[#marks + 1] = '1'
   end
 end
+for k = 1, 3 do call_chunked('HDEL', KEYS[k], out) end
+call_chunked('HSET', KEYS[4], marks)
 return out
