@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import redis
 
 from tasker_dist import Producer, TaskLost
@@ -211,3 +212,47 @@ def test_redis_restart_without_its_data_leaves_nobody_waiting(
                  "seconds_until_every_caller_heard": round(settled, 1)})  # fmt: skip
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_that_fetches_before_hearing_it_was_taken_for_dead_strands_nothing(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str, raw_redis: redis.Redis
+) -> None:
+    """A worker taken for dead (a peer handed its tasks back) whose fetcher runs before
+    its next heartbeat takes tasks under valid tokens; the heartbeat then tells it it was
+    dead (five rounds of this). Those tasks must still finish: once they were dropped
+    from its buffer (left in its held hash for good, callers waiting)."""
+    from tasker_dist.store import QueueStore
+
+    keys = QueueKeys(queue)
+    start_worker(env={**DAEMON_ENV, "TASKER_TEST_HEARTBEAT": "1.0"})
+    wait_until(lambda: raw_redis.zcard(keys.workers) == 1, message="the worker to register")
+    (wid,) = [w.decode() for w in raw_redis.zrange(keys.workers, 0, -1)]
+    store = QueueStore(redis_url, queue)
+    with Producer(redis_url=redis_url, queue=queue) as producer:
+        warm = producer.enqueue_many(tasks.sleep_then, [(0.001, i) for i in range(50)])
+        assert [producer.result(t, timeout=10) for t in warm] == list(range(50))
+        rounds = 0  # where the fetch came first; five, since the heartbeat may still find
+        # the buffer empty (the old code stranded tasks in about two rounds of three)
+        for _attempt in range(30):
+            # What a peer does when the worker's lease ran out: recover its tasks (and
+            # leave it a tombstone that its next heartbeat reads).
+            raw_redis.zadd(keys.workers, {wid: 0})
+            store.recover([wid])
+            if not raw_redis.exists(keys.tombstone(wid)):
+                continue  # its heartbeat came in between: try again
+            ids = producer.enqueue_many(tasks.sleep_then, [(0.001, i) for i in range(1500)])
+            wait_until(lambda: raw_redis.hlen(keys.held(wid)) > 0
+                       or not raw_redis.exists(keys.tombstone(wid)),
+                       message="a fetch or a heartbeat")  # fmt: skip
+            fetched_first = raw_redis.exists(keys.tombstone(wid)) == 1
+            # every task finishes, with its own result
+            assert [producer.result(t, timeout=20) for t in ids] == list(range(1500))
+            rounds += fetched_first
+            if rounds == 5:
+                break
+        else:
+            raise AssertionError(f"the fetch came first in {rounds} rounds of 30")
+    wait_until(lambda: raw_redis.hlen(keys.held(wid)) == 0, message="nothing held")
+    assert raw_redis.llen(keys.pending) == raw_redis.llen(keys.priority) == 0
+    store.close()

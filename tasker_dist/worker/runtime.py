@@ -258,10 +258,22 @@ class WorkerRuntime:
 
     def _lost_lease(self) -> None:
         """This worker was taken for dead (no heartbeat in time: frozen, partitioned) and
-        its tasks were handed to others: drop what it fetched and cancel what it runs;
-        their results would be refused anyway."""
-        dropped = self._local.drain()
-        self._slots.cancel_running(CancelReason.LEASE_LOST)
+        the tasks it held were handed to others. It may have fetched again since (a fetch
+        can run before the heartbeat that tells it), so nothing is dropped: what it
+        fetched goes back to the queue (the script hands back only deliveries it still
+        holds), and only the running tasks it no longer holds are cancelled (their
+        results would be refused)."""
+        unstarted = self._local.drain()
+        self._hand_back(unstarted, "fetched but unstarted", logging.WARNING)
+        try:
+            held = self._store.held(self.worker_id)
+        except RedisUnavailable as exc:
+            # Cancelling a task it still holds would fail that task: better to let the
+            # ones it lost run on, their results refused.
+            log.error("this worker was taken for dead; could not check its tasks: %s", exc)
+            return
+        cancelled = self._slots.cancel_running(
+            CancelReason.LEASE_LOST, spare=lambda job: held.get(job.task_id) == job.fetched.delivery
+        )
         log.error("this worker missed its heartbeats and was taken for dead; its tasks were "
-                  "handed to other workers (%d unstarted dropped, running ones cancelled)",
-                  len(dropped))  # fmt: skip
+                  "handed to other workers (%d running ones cancelled)", cancelled)  # fmt: skip
