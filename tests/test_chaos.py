@@ -256,3 +256,35 @@ def test_a_worker_that_fetches_before_hearing_it_was_taken_for_dead_strands_noth
     wait_until(lambda: raw_redis.hlen(keys.held(wid)) == 0, message="nothing held")
     assert raw_redis.llen(keys.pending) == raw_redis.llen(keys.priority) == 0
     store.close()
+
+
+def test_a_task_id_queued_again_while_it_waits_or_runs_runs_once(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str, raw_redis: redis.Redis,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The same id and frame queued again while queued or running (a call sent twice, its
+    first reply lost) must not run on a second daemon nor be counted twice: it ran on
+    both and counted two completions for one arrival."""
+    from tasker_dist.store import QueueStore
+
+    keys = QueueKeys(queue)
+    ledger = tmp_path / "ledger"
+    for _ in range(2):
+        start_worker(env={**DAEMON_ENV, "TASKER_TEST_WORKERS": "1"})
+    wait_until(lambda: raw_redis.zcard(keys.workers) == 2, message="both daemons")
+    store = QueueStore(redis_url, queue)
+    with Producer(redis_url=redis_url, queue=queue) as producer:
+        ids = [producer.enqueue(tasks.ledger_task, str(ledger), n, 0.5) for n in range(3)]
+        frames = {t: raw_redis.hget(keys.tasks, t) for t in ids}
+        wait_until(lambda: len(_ledger(ledger)) == 2, message="two tasks to start")
+        assert raw_redis.llen(keys.pending) == 1  # the third waits
+        for task_id in ids:
+            store.enqueue([(task_id, frames[task_id])])
+            store.enqueue([(task_id, frames[task_id])], priority=True)
+        assert [producer.result(t, timeout=10) for t in ids] == [0, 1, 2]
+    # nothing is left that could run them again later
+    assert raw_redis.exists(keys.tasks, keys.pending, keys.priority) == 0
+    assert sorted(len(pids) for pids in _ledger(ledger).values()) == [1, 1, 1]
+    counters = raw_redis.hgetall(keys.counters)
+    assert (counters[b"arrived"], counters[b"completed"]) == (b"3", b"3")
+    store.close()

@@ -34,7 +34,7 @@ def test_list_show_retry_and_purge(
         out_of_retries.result(15)
     forged = new_task_id()
     keys = QueueKeys(queue)
-    raw_redis.hset(keys.tasks, forged, Signer(b"a-wrong-secret-!" * 2).seal(b"\x90"))
+    raw_redis.hset(keys.tasks, forged, Signer(b"a-wrong-secret-!" * 2, queue=queue).seal(b"\x90"))
     raw_redis.lpush(keys.pending, forged)
     raw_redis.lpush(keys.signal, 1)  # wake the worker, as a producer's enqueue does
     with pytest.raises(TaskRejected, match="signature did not verify"):

@@ -24,7 +24,9 @@ from tasker_dist.wire.signing import Signer
 from . import tasks
 from .conftest import TEST_SECRET, ChildProcess, wait_until
 
-GOOD = Signer(TEST_SECRET.encode())
+
+def _good(queue: str) -> Signer:
+    return Signer(TEST_SECRET.encode(), queue=queue)
 
 
 def _push(
@@ -45,25 +47,25 @@ def _canary_frame(canary: Path, signer: Signer) -> tuple[str, bytes]:
     return task.task_id, task.payload
 
 
-def _valid_envelope(canary: Path) -> bytes:
-    return GOOD.open(_canary_frame(canary, GOOD)[1])
-
-
-def _cases(canary: Path) -> dict[str, tuple[bytes, str]]:
+def _cases(canary: Path, queue: str) -> dict[str, tuple[bytes, str]]:
     """name -> (frame as stored, the reason the caller must be told)."""
-    valid = _valid_envelope(canary)
+    good = _good(queue)
+    valid = good.open(_canary_frame(canary, good)[1])
     fields = msgpack.unpackb(valid)
     return {
         "random bytes": (b"\x8f\x13\xfe" * 40, "not a tasker-dist payload"),
-        "forged signature": (_canary_frame(canary, Signer(b"not-the-secret-" * 2))[1],
+        "forged signature": (_canary_frame(canary, Signer(b"not-the-secret-" * 2, queue=queue))[1],
                              "signature did not verify"),
-        "unsigned": (Signer(None, allow_unsigned=True).seal(valid), "unsigned payload refused"),
-        "truncated msgpack": (GOOD.seal(valid[: len(valid) // 2]), "not msgpack"),
-        "map of the wrong shape": (GOOD.seal(msgpack.packb({"fn": "x", "args": []})),
+        "signed for another queue": (_canary_frame(canary, _good(queue + "-other"))[1],
+                                     "signed for another queue"),
+        "unsigned": (Signer(None, allow_unsigned=True, queue=queue).seal(valid),
+                     "unsigned payload refused"),
+        "truncated msgpack": (good.seal(valid[: len(valid) // 2]), "not msgpack"),
+        "map of the wrong shape": (good.seal(msgpack.packb({"fn": "x", "args": []})),
                                    "not an envelope"),
-        "unknown version": (GOOD.seal(msgpack.packb([99, *fields[1:]])),
+        "unknown version": (good.seal(msgpack.packb([99, *fields[1:]])),
                             "unknown task envelope version 99"),
-        "envelope of another id": (GOOD.seal(valid), "stored under another id"),
+        "envelope of another id": (good.seal(valid), "stored under another id"),
     }  # fmt: skip
 
 
@@ -74,7 +76,7 @@ def test_garbage_and_forgeries_never_run(
     daemon = start_worker()
     canary = tmp_path / "canary"
     keys = QueueKeys(queue)
-    for name, (frame, reason) in _cases(canary).items():
+    for name, (frame, reason) in _cases(canary, queue).items():
         task_id = new_task_id()
         _push(raw_redis, queue, task_id.encode(), frame)
         with pytest.raises(TaskRejected, match=reason):
@@ -96,7 +98,7 @@ def test_garbage_and_forgeries_never_run(
     assert daemon.proc.poll() is None
     assert producer.queue_task(tasks.write_canary, str(canary)) == "canary"
     assert canary.read_text() == "ran"
-    assert producer.metrics().total_tasks_failed == len(_cases(canary)) + 1
+    assert producer.metrics().total_tasks_failed == len(_cases(canary, queue)) + 1
 
 
 def test_a_task_that_keeps_killing_its_worker_is_quarantined(

@@ -174,7 +174,9 @@ def test_listener_rechecks_results_after_reconnect(
         store = QueueStore(redis_url, queue)
         _, [task] = store.fetch("test-worker", 1, 60_000)
         # Store the result as a worker would, but without telling the reply channel.
-        result = Signer.from_settings(None, False).seal(encode_success(task.task_id, "recovered"))
+        result = Signer.from_settings(None, False, queue=queue).seal(
+            encode_success(task.task_id, "recovered")
+        )
         store.complete(
             "test-worker", 60_000, 100, [Finished(task.task_id, Status.COMPLETED, result, "")]
         )

@@ -132,6 +132,36 @@ def test_enqueue_stores_envelopes_and_counts_arrivals(
         assert abs(int(field[2:]) - redis_second(fake)) <= 1
 
 
+def test_an_id_queued_or_running_is_not_queued_again(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a", "b", "a")  # twice in one call
+    enqueue(store, "a")  # a call sent again after its reply was lost
+    enqueue(store, "b", priority=True)
+    assert fake.lrange(keys.pending, 0, -1) == [b"b", b"a"]
+    assert fake.llen(keys.priority) == 0
+    assert fetch_ids(store, 1) == ["a"]
+    enqueue(store, "a")  # while it runs
+    assert fetch_ids(store) == ["b"]
+    assert fake.hget(keys.counters, "arrived") == b"2"
+    # once finished it is a new task, and runs again
+    assert store.complete(WID, TTL_MS, CAP, [ran("a")]) == 0
+    enqueue(store, "a")
+    assert fetch_ids(store) == ["a"]
+    assert fake.hget(keys.counters, "arrived") == b"3"
+
+
+def test_a_cancelled_id_is_not_queued_again_while_it_is_on_a_lane(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "a")
+    store.cancel(TTL_MS, [("a", b"c")])
+    enqueue(store, "a")
+    assert fake.llen(keys.pending) == 1
+    assert fetch_ids(store) == []
+    assert fake.get(keys.result("a")) == b"c"
+
+
 def test_priority_before_pending_queued_earlier(store: QueueStore) -> None:
     enqueue(store, "n1", "n2")
     enqueue(store, "p1")

@@ -84,7 +84,7 @@ def _records(store: QueueStore, ids: list[str]) -> list[tuple[str, FailedRecord 
 
 
 def run(args: argparse.Namespace, store: QueueStore) -> int:
-    signer = Signer.from_settings(None, args.allow_unsigned)
+    signer = Signer.from_settings(None, args.allow_unsigned, queue=store.keys.queue)
     if args.action == "list":
         rows = [describe(r, signer) for _, r in _records(store, store.failed_ids(args.limit)) if r]
         if args.json:

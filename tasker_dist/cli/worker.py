@@ -98,7 +98,7 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
     changes["redis_url"] = url
     config = dataclasses.replace(config, **changes)
     Signer.from_settings(
-        config.secret, config.allow_unsigned, config.previous_secrets
+        config.secret, config.allow_unsigned, config.previous_secrets, queue=config.queue
     ).check_can_seal()
     return config
 

@@ -57,7 +57,9 @@ class BaseProducer:
         ):
             raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
         self._max_payload_bytes = max_payload_bytes
-        self._signer = Signer.from_settings(secret, allow_unsigned, previous_secrets)
+        self._signer = Signer.from_settings(
+            secret, allow_unsigned, previous_secrets, queue=self.queue
+        )
         self._connect_timeout = connect_timeout
         self._store = QueueStore(url, self.queue, connect_timeout)
         self._listener: ResultListener | None = None

@@ -54,7 +54,7 @@ class TaskManager(QueueingMethods, Generic[R]):
                 config = dataclasses.replace(config, secret=secrets.token_hex(32))
         self.config = config
         self._signer = Signer.from_settings(
-            config.secret, config.allow_unsigned, config.previous_secrets
+            config.secret, config.allow_unsigned, config.previous_secrets, queue=config.queue
         )
         self._state = ManagerState.RUNNING
         self._state_lock = threading.Condition()

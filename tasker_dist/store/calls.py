@@ -83,7 +83,9 @@ def enqueue_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]], priority: 
         args.append(task_id)
         args.append(payload)
     lane = keys.priority if priority else keys.pending
-    return ScriptCall("enqueue", [keys.tasks, lane, keys.signal, keys.counters, keys.rates], args)
+    return ScriptCall(
+        "enqueue", [keys.tasks, lane, keys.signal, keys.counters, keys.rates, keys.cancelled], args
+    )
 
 
 def fetch_call(keys: QueueKeys, worker_id: str, limit: int, ttl_ms: int) -> ScriptCall:

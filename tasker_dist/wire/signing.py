@@ -3,10 +3,12 @@
 A task runs cloudpickled code, so whoever can write to Redis could run code on every
 worker. Each envelope therefore travels in a frame::
 
-    b"\\x01" + HMAC-SHA256(secret, envelope) + envelope      signed
-    b"\\x00" + envelope                                      unsigned
+    b"\\x01" + HMAC-SHA256(secret, queue + envelope) + envelope      signed
+    b"\\x00" + envelope                                              unsigned
 
-and is verified, in constant time, before anything in it is decoded or unpickled.
+(``queue`` as its length in two bytes and its UTF-8 bytes), so a frame signed for one
+queue does not verify on another, and is verified, in constant time, before anything
+in it is decoded or unpickled.
 Producers and workers share the secret (``Config.secret``, ``Producer(secret=...)`` or
 ``$TASKER_SECRET``). Without one, producers refuse to queue and workers refuse to run
 unless ``allow_unsigned=True`` says that Redis is trusted; results are signed the same way.
@@ -77,16 +79,17 @@ def resolve_previous(previous: Sequence[str | bytes] | None) -> tuple[bytes, ...
     return tuple(_check(p, "each previous secret") for p in previous)
 
 
-def _hmac_states(key: bytes) -> tuple[Any, Any]:
+def _hmac_states(key: bytes, queue: bytes) -> tuple[Any, Any]:
     """HMAC-SHA256 (RFC 2104) as its two keyed SHA-256 states, each copied per frame: a
     third cheaper than copying an `hmac.HMAC` (two MACs per task); the tests check it
-    against `hmac` for keys of every length class."""
+    against `hmac` for keys of every length class. The inner state has already taken
+    in the queue, so binding frames to it costs nothing per frame."""
     if len(key) > _BLOCK_BYTES:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK_BYTES, b"\0")
-    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(
-        bytes(b ^ 0x5C for b in key)
-    )
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(len(queue).to_bytes(2, "big") + queue)
+    return inner, hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
 
 def _mac(states: tuple[Any, Any], envelope: bytes) -> bytes:
@@ -106,31 +109,35 @@ def unverified_contents(frame: bytes) -> bytes:
 
 
 class Signer:
-    """Seals envelopes into frames (with ``secret``) and opens frames back into envelopes
-    (signed with ``secret`` or one of ``previous``, the keys accepted during a rotation).
-    Its repr never shows a key."""
+    """Seals envelopes into frames for ``queue`` (with ``secret``) and opens frames of
+    that queue back into envelopes (signed with ``secret`` or one of ``previous``, the
+    keys accepted during a rotation). Its repr never shows a key."""
 
-    __slots__ = ("_previous", "_states", "allow_unsigned", "secret")
+    __slots__ = ("_previous", "_states", "allow_unsigned", "queue", "secret")
 
     def __init__(
         self,
         secret: bytes | None,
         allow_unsigned: bool = False,
         previous: Sequence[bytes] = (),
+        *,
+        queue: str,
     ) -> None:
         if previous and secret is None:
             raise ConfigError(f"previous secrets are set (${PREVIOUS_SECRETS_ENV}) but no "
                               f"secret to sign with (${SECRET_ENV})")  # fmt: skip
         self.secret = secret
         self.allow_unsigned = allow_unsigned
-        self._states = None if secret is None else _hmac_states(secret)
-        self._previous = tuple(_hmac_states(key) for key in previous)
+        self.queue = queue
+        bound = queue.encode()
+        self._states = None if secret is None else _hmac_states(secret, bound)
+        self._previous = tuple(_hmac_states(key, bound) for key in previous)
 
     def __repr__(self) -> str:
         keys = "no secret" if self.secret is None else "a secret (hidden)"
         if self._previous:
             keys += f" and {len(self._previous)} previous (hidden)"
-        return f"Signer({keys}, allow_unsigned={self.allow_unsigned})"
+        return f"Signer({keys}, allow_unsigned={self.allow_unsigned}, queue={self.queue!r})"
 
     @classmethod
     def from_settings(
@@ -138,10 +145,12 @@ class Signer:
         secret: str | bytes | None,
         allow_unsigned: bool,
         previous: Sequence[str | bytes] | None = None,
+        *,
+        queue: str,
     ) -> Signer:
         """From settings that default to the environment (``$TASKER_SECRET``,
         ``$TASKER_SECRET_PREVIOUS``)."""
-        return cls(resolve_secret(secret), allow_unsigned, resolve_previous(previous))
+        return cls(resolve_secret(secret), allow_unsigned, resolve_previous(previous), queue=queue)
 
     def check_can_seal(self) -> None:
         """Raise `ConfigError` unless this side may send envelopes (before any write)."""
@@ -167,7 +176,8 @@ class Signer:
                 envelope, frame[1 : 1 + _MAC_BYTES]
             ):
                 raise PayloadRejected(
-                    "signature did not verify (a different secret, or the payload was altered)"
+                    "signature did not verify (a different secret, a payload signed for "
+                    f"another queue than {self.queue!r}, or the payload was altered)"
                 )
             return envelope
         if kind == _UNSIGNED:

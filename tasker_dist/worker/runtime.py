@@ -71,7 +71,7 @@ class WorkerRuntime:
         self._clock = clock
         self._started_ms = int(clock.time() * 1000)
         self._signer = Signer.from_settings(
-            config.secret, config.allow_unsigned, config.previous_secrets
+            config.secret, config.allow_unsigned, config.previous_secrets, queue=config.queue
         )
         self._aloop = AsyncLoop()
         hooks = ResourceHooks(config, self._aloop, clock)
