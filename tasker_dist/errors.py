@@ -6,6 +6,7 @@
     │   ├── PayloadRejected                  a payload is unsigned, forged or not ours
     │   └── PayloadTooLarge                  a task or result is over max_payload_bytes
     ├── RedisUnavailable                     Redis cannot be reached or answered with an error
+    │   └── QueueFull                        Redis is out of memory: nothing was queued
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
     ├── TaskNotFound                         no task with that id was ever queued
@@ -32,6 +33,7 @@ __all__ = [
     "MaxRetriesExceeded",
     "PayloadRejected",
     "PayloadTooLarge",
+    "QueueFull",
     "RedisUnavailable",
     "RemoteTraceback",
     "ResultExpired",
@@ -74,6 +76,12 @@ class PayloadTooLarge(SerializationError):
 
 class RedisUnavailable(TaskerError):
     """Redis could not be reached within the timeout, or a Redis command failed."""
+
+
+class QueueFull(RedisUnavailable):
+    """Redis is out of memory (``maxmemory`` reached under ``noeviction``) and refused to
+    queue: nothing was written. Workers go on draining it (finishing tasks frees memory),
+    so queueing again later succeeds; `Producer.stats` shows ``redis_full``."""
 
 
 class EmbeddedServerError(TaskerError):

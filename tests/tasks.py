@@ -133,3 +133,8 @@ def ledger_task(ctx: TaskContext, r: Resource, ledger: str, n: int, seconds: flo
         os.close(fd)
     time.sleep(seconds)
     return n
+
+
+def padded(ctx: TaskContext, r: Resource, n: int, padding: str) -> int:
+    """A task whose arguments are large and whose result is small (filling Redis)."""
+    return n

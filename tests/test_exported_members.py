@@ -13,7 +13,7 @@ import tasker_dist
 
 PUBLIC_API = {
     "AsyncProducer", "Config", "ConfigError", "EmbeddedServerError", "MaxRetriesExceeded",
-    "Metrics", "PayloadRejected", "PayloadTooLarge", "Producer", "RedisUnavailable",
+    "Metrics", "PayloadRejected", "PayloadTooLarge", "Producer", "QueueFull", "RedisUnavailable",
     "RemoteTraceback", "ResultExpired", "SerializationError", "ShuttingDown", "Stats",
     "TaskCancelled", "TaskContext", "TaskError", "TaskFailed", "TaskFuture", "TaskLost",
     "TaskManager", "TaskNotFound", "TaskQuarantined", "TaskRejected", "TaskTimeout",

@@ -28,9 +28,19 @@ CAP = 100
 REPLY = reply_channel("producer-1")
 
 
+class FakeRedis(fakeredis.FakeRedis):
+    """fakeredis without script flags: its Lua does not read a ``#!lua flags=...`` first
+    line (a real server does; `test_full_redis.py` runs them there)."""
+
+    def register_script(self, script: Any) -> Any:
+        if isinstance(script, str) and script.startswith("#!"):
+            script = script.partition("\n")[2]
+        return super().register_script(script)
+
+
 @pytest.fixture
 def fake() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return FakeRedis(server=fakeredis.FakeServer())
 
 
 @pytest.fixture
@@ -798,11 +808,24 @@ KEY_COMMANDS_ARG = re.compile(r"redis\.call\('(\w+)'\s*(?:,\s*([^,)]+))?")
 HELPER_KEY_ARG = re.compile(r"(call_chunked\('\w+'|hmget\()\s*,?\s*([^,)]+)")
 
 
+# Scripts Redis must run at its memory limit: those that free at least what they add.
+ALLOW_OOM = {"fetch", "complete", "requeue", "recover", "cancel", "heartbeat"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_only_scripts_that_free_memory_run_at_the_limit(name: str) -> None:
+    assert _file(name).startswith("#!lua flags=allow-oom\n") == (name in ALLOW_OOM)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_lua_names_keys_only_through_keys_array(name: str) -> None:
     text = _file(name)
-    assert source(name) == _file("lib") + text  # run after the helpers of lib.lua
-    assert text.startswith("--")  # headed by its contract
+    flags, body = "", text
+    if text.startswith("#!"):
+        flags, _, body = text.partition("\n")
+        flags += "\n"
+    assert source(name) == flags + _file("lib") + body  # run after the helpers of lib.lua
+    assert body.startswith("--")  # headed by its contract
     assert "KEYS[" in text
     assert "tasker:" not in text
     calls = KEY_COMMANDS_ARG.findall(text) + HELPER_KEY_ARG.findall(text)

@@ -81,6 +81,9 @@ def _show(value: Any, as_json: bool) -> None:
             print(f"{key:<24}{item:.6g}")
         else:
             print(f"{key:<24}{item}")
+    if data.get("redis_full"):
+        print("Redis is full (maxmemory reached under noeviction): producers get QueueFull "
+              "until workers have drained enough; or give Redis more memory")  # fmt: skip
 
 
 def _serve() -> int:

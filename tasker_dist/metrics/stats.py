@@ -11,7 +11,18 @@ from dataclasses import dataclass
 
 from . import histogram
 
-__all__ = ["Metrics", "RawCluster", "Stats", "WorkerInfo", "build_metrics", "build_stats"]
+__all__ = [
+    "FULL_AT",
+    "Metrics",
+    "RawCluster",
+    "Stats",
+    "WorkerInfo",
+    "build_metrics",
+    "build_stats",
+]
+
+#: The share of ``maxmemory`` from which `Stats.redis_full` says Redis is full.
+FULL_AT = 0.95
 
 #: Seconds of history behind `Metrics.task_arrival_rate` and `task_completion_rate`.
 RATE_WINDOW_S = 10
@@ -44,6 +55,13 @@ class Stats:
     running_tasks: int
     available_resources: int
     workers: tuple[WorkerInfo, ...]
+    #: Redis's memory in use and its ``maxmemory`` (0: no limit), in bytes.
+    redis_memory_used: int = 0
+    redis_memory_limit: int = 0
+    #: True when Redis is within `FULL_AT` of its limit under ``noeviction`` (a write may
+    #: be refused, its arguments count too): producers get `QueueFull` until workers have
+    #: drained enough (finishing tasks frees memory).
+    redis_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,9 @@ class RawCluster:
     counters: Mapping[str, int]
     buckets: Mapping[int, int]
     rates: Mapping[str, int]
+    memory_used: int = 0
+    memory_limit: int = 0
+    eviction_policy: str = ""
 
 
 def _worker(worker_id: str, h: Mapping[str, str]) -> WorkerInfo:
@@ -112,6 +133,10 @@ def build_stats(raw: RawCluster) -> Stats:
         running_tasks=sum(w.running_tasks for w in workers),
         available_resources=sum(w.available_resources for w in workers),
         workers=workers,
+        redis_memory_used=raw.memory_used,
+        redis_memory_limit=raw.memory_limit,
+        redis_full=raw.eviction_policy == "noeviction"
+        and 0 < raw.memory_limit * FULL_AT <= raw.memory_used,
     )
 
 

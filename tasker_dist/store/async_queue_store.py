@@ -11,6 +11,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from ..errors import RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
 from .connection import call_async, connect_async
@@ -47,7 +48,11 @@ class AsyncQueueStore:
         first = await self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
         ids = cmd.worker_ids(first)
         workers = await self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
-        return cmd.parse_cluster(first, workers)
+        try:
+            memory = await call_async("INFO memory", self.url, lambda: self.client.info("memory"))
+        except RedisUnavailable:
+            memory = {}  # a managed Redis that does not allow INFO
+        return cmd.parse_cluster(first, workers, memory)
 
     async def _pipeline(self, doing: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one round trip (a fresh pipeline for each try)."""

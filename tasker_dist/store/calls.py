@@ -272,7 +272,11 @@ def worker_ids(first_reply: Sequence[Any]) -> list[str]:
     return [text(w) for w in first_reply[3]]
 
 
-def parse_cluster(first: Sequence[Any], workers: Sequence[Any]) -> RawCluster:
+def parse_cluster(
+    first: Sequence[Any], workers: Sequence[Any], memory: Mapping[str, Any]
+) -> RawCluster:
+    """The cluster from the replies of `cluster_commands`, `worker_commands` and INFO
+    memory (empty where INFO is not allowed)."""
     seconds, micros = first[0]
     ids = worker_ids(first)
     return RawCluster(
@@ -283,6 +287,9 @@ def parse_cluster(first: Sequence[Any], workers: Sequence[Any]) -> RawCluster:
         counters={k: int(v) for k, v in _text_map(first[4]).items()},
         buckets={int(k): int(v) for k, v in _text_map(first[5]).items()},
         rates={k: int(v) for k, v in _text_map(first[6]).items()},
+        memory_used=int(memory.get("used_memory", 0)),
+        memory_limit=int(memory.get("maxmemory", 0)),
+        eviction_policy=str(memory.get("maxmemory_policy", "")),
     )
 
 

@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.connection import HiredisRespSerializer
 from redis.retry import Retry
 
-from ..errors import RedisUnavailable
+from ..errors import QueueFull, RedisUnavailable
 
 __all__ = ["call", "call_async", "connect", "connect_async", "redis_errors"]
 
@@ -75,9 +75,16 @@ def connect_async(url: str, timeout: float) -> redis.asyncio.Redis:
 
 @contextmanager
 def redis_errors(doing: str, url: str) -> Iterator[None]:
-    """Re-raise any redis-py error inside the block as `RedisUnavailable`."""
+    """Re-raise any redis-py error inside the block as `RedisUnavailable` (`QueueFull`
+    when Redis is out of memory)."""
     try:
         yield
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise QueueFull(
+            f"{doing} refused by {_safe(url)}: Redis is out of memory (maxmemory reached "
+            "under maxmemory-policy noeviction); nothing was written. Workers keep draining "
+            "the queue, which frees memory: retry later, or give Redis more memory"
+        ) from exc
     except redis.RedisError as exc:
         raise RedisUnavailable(f"{doing} failed on {_safe(url)}: {exc}") from exc
     except OSError as exc:

@@ -85,7 +85,11 @@ class QueueStore:
         first = self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
         ids = cmd.worker_ids(first)
         workers = self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
-        return cmd.parse_cluster(first, workers)
+        try:
+            memory = call("INFO memory", self.url, lambda: self.client.info("memory"))
+        except RedisUnavailable:
+            memory = {}  # a managed Redis that does not allow INFO
+        return cmd.parse_cluster(first, workers, memory)
 
     def _pipeline(self, doing: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one round trip (a fresh pipeline for each try)."""

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Cancel tasks that have not finished, storing a result for each.
 -- KEYS[1] tasks hash    KEYS[2] retries hash    KEYS[3] deliveries hash
 -- KEYS[4] cancelled hash    KEYS[4 + i] result key of task i

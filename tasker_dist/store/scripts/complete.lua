@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Record the outcomes of a batch of tasks held by the caller, and their metrics.
 -- KEYS[1] tasks hash   KEYS[2] retries hash   KEYS[3] deliveries hash
 -- KEYS[4] the caller's held hash   KEYS[5] counters hash   KEYS[6] histogram hash

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Take up to N tasks, the priority lane first, into the caller's held hash.
 -- KEYS[1] priority list    KEYS[2] pending list    KEYS[3] tasks hash
 -- KEYS[4] retries hash     KEYS[5] deliveries hash   KEYS[6] the caller's held hash

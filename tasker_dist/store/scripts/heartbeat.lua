@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Publish one worker's stats, trim old rate buckets, read requests, find stale workers.
 -- KEYS[1] workers zset    KEYS[2] this worker's stats hash    KEYS[3] control hash
 -- KEYS[4] rates hash      KEYS[5] pending list       KEYS[6] priority list

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Hand every task held by stale (or leaving) workers back, ahead of normal work.
 -- KEYS[1] workers zset    KEYS[2] priority list    KEYS[3] signal list
 -- KEYS[4] deliveries hash

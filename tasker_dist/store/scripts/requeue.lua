@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Hand tasks the caller holds back to the head of the priority lane (stop or kill).
 -- KEYS[1] the caller's held hash    KEYS[2] priority list    KEYS[3] signal list
 -- KEYS[4] deliveries hash

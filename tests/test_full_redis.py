@@ -1,0 +1,60 @@
+"""A Redis at its ``maxmemory`` under ``noeviction`` (the policy the README asks for):
+producers are told `QueueFull`, workers drain it anyway, and queueing works again after.
+
+Before, every fetch and completion script was refused at the limit (their first write
+needs memory) while heartbeats passed: nothing drained and nothing freed memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tasker_dist import Producer, QueueFull
+from tasker_dist.store.embedded_server import EmbeddedServer
+
+from . import tasks
+from .conftest import ChildProcess, run_tasker, wait_until
+
+DAEMON_ENV = {"TASKER_TEST_WORKERS": "4", "TASKER_TEST_HEARTBEAT": "0.2"}
+PADDING = "x" * 2000
+
+
+def _fill(producer: Producer) -> tuple[list[str], str]:
+    """Queue tasks until Redis refuses: the ids of those queued, and why it refused."""
+    ids: list[str] = []
+    for _ in range(1000):
+        calls = [(len(ids) + i, PADDING) for i in range(200)]
+        try:
+            ids += producer.enqueue_many(tasks.padded, calls)
+        except QueueFull as exc:
+            return ids, str(exc)
+    raise AssertionError("Redis never filled up")
+
+
+def test_a_full_redis_is_drained_and_producers_hear_queue_full(
+    start_worker: Callable[..., ChildProcess], queue: str
+) -> None:
+    server = EmbeddedServer.start(("--maxmemory", "16mb", "--maxmemory-policy", "noeviction"))
+    try:
+        with Producer(server.url, queue) as producer:
+            ids, refusal = _fill(producer)
+            assert "out of memory" in refusal
+            assert len(ids) > 1000
+            stats = producer.stats()
+            assert stats.redis_full
+            assert stats.queued_tasks == len(ids)  # the refused call wrote nothing
+            shown = run_tasker("stats", "--redis-url", server.url, "--queue", queue)
+            assert shown.returncode == 0, shown.stderr
+            assert "redis_full              True" in shown.stdout
+            assert "Redis is full" in shown.stdout
+
+            for _ in range(2):
+                start_worker("tests.tasks:config", "--redis-url", server.url, env=DAEMON_ENV)
+            wait_until(lambda: producer.metrics().total_tasks_completed == len(ids),
+                       timeout=60, message="the daemons to drain the full Redis")  # fmt: skip
+            assert [producer.result(t, timeout=5) for t in ids[:: len(ids) // 20]] == list(
+                range(0, len(ids), len(ids) // 20)
+            )
+            assert not producer.stats().redis_full
+            assert producer.queue_task(tasks.padded, -1, PADDING) == -1  # queues again
+    finally:
+        server.stop()
