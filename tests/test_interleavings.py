@@ -1,5 +1,5 @@
-"""The scripts under every order of fetch, heartbeat, recovery, completion, hand-back and
-cancel: random interleavings of simulated workers on one real Redis.
+"""The scripts under every order of fetch, heartbeat, recovery, completion, hand-back,
+lease renewal and cancel: random interleavings of simulated workers on one real Redis.
 
 Each simulated worker keeps what it knows (its buffer of fetched tasks, the ones it
 runs) and follows the rules the worker runtime follows: a heartbeat that says it was
@@ -95,6 +95,10 @@ class Model:
         """Its lease runs out (frozen, partitioned): peers may now take it for dead."""
         self.client.zadd(self.keys.workers, {w.wid: 0}, xx=True)
 
+    def renew(self, w: SimWorker) -> None:
+        """Its supervisor extends its lease (the process lives, maybe too busy to beat)."""
+        self.store.renew([w.wid], LEASE_MS)
+
     def cancel(self) -> None:
         task_id = self.rng.choice(self.ids)
         self.store.cancel(TTL_MS, [(task_id, b"cancelled")])
@@ -102,8 +106,16 @@ class Model:
     def step(self) -> None:
         w = self.rng.choice(self.workers)
         action = self.rng.choices(
-            [self.fetch, self.start, self.finish, self.heartbeat, self.hand_back, self.freeze],
-            weights=[4, 4, 4, 3, 1, 1],
+            [
+                self.fetch,
+                self.start,
+                self.finish,
+                self.heartbeat,
+                self.hand_back,
+                self.freeze,
+                self.renew,
+            ],
+            weights=[4, 4, 4, 3, 1, 1, 1],
         )[0]
         if self.rng.random() < 0.02:
             self.cancel()

@@ -22,8 +22,8 @@ from .subscription import Subscription
 
 __all__ = ["CANCEL_CHUNK", "WAKE_TTL_MS", "QueueStore"]
 
-#: Tasks cancelled per script call: about 5 ms of Redis time each on a 2-core host.
-CANCEL_CHUNK = 500
+#: Tasks cancelled per script call: under 3 ms of Redis time each on a 2-core host.
+CANCEL_CHUNK = 250
 
 #: A wake-up token nobody took (the worker was not waiting) is gone after this long.
 WAKE_TTL_MS = 10_000
@@ -202,6 +202,12 @@ class QueueStore:
     ) -> cmd.Heartbeat:
         call = cmd.heartbeat_call(self.keys, worker_id, ttl_ms, window_s, fields)
         return cmd.parse_heartbeat(self._run(call))
+
+    def renew(self, worker_ids: Sequence[str], ttl_ms: int) -> None:
+        """Push the leases of these workers ``ttl_ms`` past Redis's now (for their
+        supervisor); a worker no longer in the cluster is left out."""
+        if worker_ids:
+            self._run(cmd.renew_call(self.keys, worker_ids, ttl_ms))
 
     def leave(self, worker_id: str) -> int:
         """Remove a stopping worker from the cluster at once, handing back any task it

@@ -132,6 +132,7 @@ class WorkerRuntime:
         running are handed back (daemons) or failed with TaskCancelled (managers)."""
         self._killed.set()
         self._slots.killing()
+        self._slots.halting.set()  # first: a slot whose task the kill ends takes no other
         self._slots.cancel_running(CancelReason.KILLED)
         if self._begin_end():
             self._quiesce()
