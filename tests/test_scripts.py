@@ -689,6 +689,25 @@ def test_recover_hands_back_the_tasks_of_dead_workers_once(
     assert not store.heartbeat("dead", 5_000, 12, {}).was_dead  # told once
 
 
+def test_renew_extends_live_leases_only(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    store.heartbeat("busy", 2_000, 12, {"host": "h"})
+    store.heartbeat("long", 60_000, 12, {"host": "h"})
+    store.heartbeat("gone", 2_000, 12, {"host": "h"})
+    store.recover(["gone"], only_stale=False)
+    store.renew(["busy", "long", "gone", "never"], 30_000)
+    scores = dict(fake.zrange(keys.workers, 0, -1, withscores=True))
+    now_ms = redis_second(fake) * 1000
+    assert set(scores) == {b"busy", b"long"}  # nobody brought back or added
+    assert now_ms + 28_000 < scores[b"busy"] <= now_ms + 31_000
+    assert scores[b"long"] > now_ms + 58_000  # never shortened
+    assert 28_000 < fake.pttl(keys.worker("busy")) <= 30_000
+    assert fake.pttl(keys.worker("long")) > 58_000
+    assert not fake.exists(keys.worker("gone"), keys.worker("never"))
+    store.renew([], 30_000)
+
+
 def test_leaving_hands_back_what_a_worker_still_holds(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
@@ -768,6 +787,7 @@ def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
         cmd.cancel_call(keys, TTL_MS, [("t3", b"c3"), ("t4", b"c4")]),
         cmd.retry_failed_call(keys, [("t5", b"e5")]),
         cmd.heartbeat_call(keys, "w1", 5_000, 12, {"host": "h"}),
+        cmd.renew_call(keys, ["w1"], 5_000),
     ]
 
 
@@ -809,7 +829,7 @@ HELPER_KEY_ARG = re.compile(r"(call_chunked\('\w+'|hmget\()\s*,?\s*([^,)]+)")
 
 
 # Scripts Redis must run at its memory limit: those that free at least what they add.
-ALLOW_OOM = {"fetch", "complete", "requeue", "recover", "cancel", "heartbeat"}
+ALLOW_OOM = {"fetch", "complete", "requeue", "recover", "cancel", "heartbeat", "renew"}
 
 
 @pytest.mark.parametrize("name", NAMES)

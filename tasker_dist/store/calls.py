@@ -32,6 +32,7 @@ __all__ = [
     "presence_commands",
     "raw",
     "recover_call",
+    "renew_call",
     "requeue_call",
     "retry_failed_call",
     "text",
@@ -182,6 +183,12 @@ def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]
             *(raw(keys.result(task_id)) for task_id, _ in items),
         ],
         args,
+    )
+
+
+def renew_call(keys: QueueKeys, worker_ids: Sequence[str], ttl_ms: int) -> ScriptCall:
+    return ScriptCall(
+        "renew", [keys.workers, *(keys.worker(wid) for wid in worker_ids)], [ttl_ms, *worker_ids]
     )
 
 

@@ -2,7 +2,7 @@
 with the helpers of ``lib.lua`` in front of it.
 
 A script that frees at least the memory it takes (fetch, complete, hand-backs, recovery,
-cancel, heartbeat) starts with ``#!lua flags=allow-oom``: Redis then runs it at its
+cancel, heartbeat, lease renewal) starts with ``#!lua flags=allow-oom``: Redis then runs it at its
 ``maxmemory`` too, so workers keep draining a full Redis, whereas a script that only adds
 (enqueue) is refused with an out-of-memory error the producer turns into `QueueFull`."""
 
@@ -14,7 +14,8 @@ from importlib import resources
 __all__ = ["source"]
 
 NAMES = (
-    "enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover", "retry_failed",
+    "enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover", "renew",
+    "retry_failed",
 )  # fmt: skip
 
 
