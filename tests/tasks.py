@@ -78,6 +78,13 @@ def sleep_then(ctx: TaskContext, r: Resource, seconds: float, value: Any) -> Any
     return value
 
 
+def sleep_then_stamp(ctx: TaskContext, r: Resource, seconds: float) -> float:
+    """Sleeps, then returns when it ended on the host's monotonic clock (the same in every
+    process): a waiter's own clock at delivery, minus this, is how long the result took."""
+    time.sleep(seconds)
+    return time.monotonic()
+
+
 def run_until_file(ctx: TaskContext, r: Resource, path: str, value: Any) -> Any:
     """Runs, deaf to cancellation (as code stuck in a C call is), until the file ``path``
     exists, then returns ``value``: the test decides when it ends instead of guessing a

@@ -10,12 +10,18 @@ replays nothing missed while a connection was down. So the result keys are read 
 each time Redis confirms a subscription (first, and after every reconnect, when redis-py
 subscribes again): a result stored before that moment is found by the read, and one
 stored after it is announced.
+
+The listener thread alone uses the connection, and waits on it without a timeout of its
+own: a caller that needs a done channel subscribed (or no longer) queues the change and
+wakes the thread, so the change is sent at once, and an idle listener costs no CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import operator
 import threading
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar
@@ -38,9 +44,6 @@ __all__ = ["ResultListener", "TaskFuture"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# How long the listener thread waits for a message before applying new subscriptions.
-_TICK_S = 0.05
 
 
 class TaskFuture(Future[T], Generic[T]):
@@ -73,10 +76,11 @@ class ResultListener:
         self._subscription = store.subscription()
         self._thread = threading.Thread(target=self._run, name="tasker-results", daemon=True)
         self._thread.start()
-        if not self._ready.wait(store.timeout):
-            raise RedisUnavailable(f"result listener could not subscribe on {store.url}")
-        if self._error is not None:
-            raise self._error
+        if not self._ready.wait(store.timeout) or self._error is not None:
+            self.close()
+            raise self._error or RedisUnavailable(
+                f"result listener could not subscribe on {store.url}"
+            )
 
     # -- called by producers ------------------------------------------------------------
     def expect(self, task_id: str) -> TaskFuture[Any]:
@@ -98,6 +102,7 @@ class ResultListener:
             future = self._futures[task_id] = TaskFuture(task_id, self._epoch)
             self._foreign[task_id] = 1
             self._changes.append((True, self._store.keys.done_channel(task_id)))
+        self._subscription.wake()
         return future
 
     def deliver(self, task_id: str, data: bytes) -> None:
@@ -134,6 +139,7 @@ class ResultListener:
 
     def close(self) -> None:
         self._closed.set()
+        self._subscription.wake()
         self._thread.join(timeout=2)
         self._subscription.close()
 
@@ -152,7 +158,7 @@ class ResultListener:
         while not self._closed.is_set():
             try:
                 self._apply_subscriptions()
-                message = self._subscription.get_message(_TICK_S)
+                message = self._subscription.get_message()
                 if message is not None:
                     self._handle(message.kind, message.channel, message.data)
                 backoff.reset()
@@ -167,11 +173,13 @@ class ResultListener:
     def _apply_subscriptions(self) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
-        for subscribe, channel in changes:
+        # In order, but each run of subscriptions (or of unsubscriptions) as one command.
+        for subscribe, run in itertools.groupby(changes, key=operator.itemgetter(0)):
+            channels = [channel for _, channel in run]
             if subscribe:
-                self._subscription.subscribe(channel)  # its result is read once Redis confirms
+                self._subscription.subscribe(*channels)  # results read once Redis confirms
             else:
-                self._subscription.unsubscribe(channel)
+                self._subscription.unsubscribe(*channels)
 
     def _handle(self, kind: str, name: str, data: Any) -> None:
         rejected = name == self._store.keys.rejected_channel
@@ -267,6 +275,7 @@ class ResultListener:
             self._changes.remove((True, channel))
         except ValueError:
             self._changes.append((False, channel))
+            self._subscription.wake()
 
     def _fail(self, task_id: str, error: BaseException) -> None:
         future = self._take(task_id)

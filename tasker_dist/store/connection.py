@@ -32,6 +32,10 @@ except ImportError:  # older redis-py reads its version once, at import
 # Blocking reads (BRPOP) last at most this long, so a stopping worker is never stuck.
 BLOCK_S = 1.0
 
+# An idle connection is checked (PING) when next used after this long; a pub/sub
+# connection waits at most this long, so that its check is made.
+HEALTH_CHECK_S = 30
+
 
 def _options(timeout: float, blocking: bool) -> dict[str, Any]:
     return {
@@ -40,7 +44,7 @@ def _options(timeout: float, blocking: bool) -> dict[str, Any]:
         # which Redis answers after BLOCK_S at the latest.
         "socket_timeout": timeout + (BLOCK_S if blocking else 0.0),
         "socket_keepalive": True,
-        "health_check_interval": 30,
+        "health_check_interval": HEALTH_CHECK_S,
         # redis-py's own retries nest (connect inside command) and multiply the timeout:
         # `call` retries once instead, and only a dropped connection, never a timeout.
         "retry": Retry(NoBackoff(), retries=0),

@@ -199,7 +199,7 @@ class QueueStore:
 
     def subscription(self) -> Subscription:
         """A pub/sub connection of its own (for a result listener)."""
-        return Subscription(self.client, self.url)
+        return Subscription(self.client, self.url, self.timeout)
 
     def close(self) -> None:
         self.client.close()
