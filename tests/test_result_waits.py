@@ -1,17 +1,24 @@
 """`result(task_id)` from any process, against real `tasker-worker` daemons: how soon a
-result reaches the callers waiting for it. Set $TASKER_WAIT_REPORT to a file to get the
-latency figures as JSON (the README's "Guarantees" section quotes them)."""
+result reaches the callers waiting for it, and what they hear of an id Redis does not
+know. Set $TASKER_WAIT_REPORT to a file to get the latency figures as JSON (the README's
+"Guarantees" section quotes them)."""
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
 
-from tasker_dist import Producer
+import pytest
+import redis
+
+from tasker_dist import AsyncProducer, Producer, ResultExpired, TaskNotFound
+from tasker_dist.store.keys import QueueKeys
+from tasker_dist.wire import new_task_id
 
 from . import tasks
-from .conftest import ChildProcess, report
+from .conftest import ChildProcess, report, wait_until
 
 SAMPLES = 200
 
@@ -48,3 +55,35 @@ def test_a_result_reaches_a_process_waiting_for_it_within_milliseconds(
     # A loaded machine's stalls of 100 ms and more reach a few samples of either kind.
     assert other["p50_ms"] < 5, (other, own)
     assert other["p90_ms"] < own["p90_ms"] + 15, (other, own)
+
+
+def test_an_id_never_queued_is_not_found_and_an_expired_result_is_expired(
+    redis_url: str,
+    queue: str,
+    start_worker: Callable[..., ChildProcess],
+    raw_redis: redis.Redis,
+) -> None:
+    """Task ids carry their queueing time, so a well-formed id that was never queued looks
+    like one whose result expired: Redis must tell them apart, for every producer."""
+    start_worker(env={"TASKER_TEST_RESULT_TTL": "0.5"})
+    never = new_task_id()
+    with Producer(redis_url, queue) as producer:
+        task_id = producer.enqueue(tasks.sleep_then, 0, "short-lived")
+        assert producer.result(task_id, timeout=10) == "short-lived"
+        key = QueueKeys(queue).result(task_id)
+        wait_until(lambda: not raw_redis.exists(key), timeout=10, message="the result to expire")
+        with pytest.raises(ResultExpired, match="has expired"):
+            producer.result(task_id, timeout=1)
+        with pytest.raises(TaskNotFound, match="was ever queued") as info:
+            producer.result(never, timeout=1)
+        assert not isinstance(info.value, ResultExpired)
+
+    async def from_asyncio() -> None:
+        async with AsyncProducer(redis_url, queue) as producer:
+            with pytest.raises(ResultExpired):
+                await producer.result(task_id, timeout=1)
+            with pytest.raises(TaskNotFound, match="was ever queued") as info:
+                await producer.result(never, timeout=1)
+            assert not isinstance(info.value, ResultExpired)
+
+    asyncio.run(from_asyncio())

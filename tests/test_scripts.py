@@ -537,6 +537,27 @@ def test_cancel_leaves_taken_tasks_alone(
     assert fake.get(keys.result("a")) == b"ra"
 
 
+def test_finished_tasks_are_remembered_after_their_results_expire(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    """Completing or cancelling a task adds its id to the finished set of its first 9
+    characters (4 s of queueing time), kept past the results: `presence` then tells an
+    expired result from an id never queued."""
+    done, cancelled, never = "018f3a2b1done", "018f3a2b1cancelled", "018f3a2b1never"
+    enqueue(store, done, cancelled)
+    assert fetch_ids(store, 1) == [done]
+    store.complete(WID, TTL_MS, CAP, [ran(done, result=b"r")])
+    store.cancel(TTL_MS, [(cancelled, b"c")])
+    assert keys.finished(done) == keys.finished(never) == f"{keys.tag}:finished:018f3a2b1"
+    assert TTL_MS < fake.pttl(keys.finished(done)) <= cmd.finished_ttl_ms(TTL_MS)
+    assert store.presence([done, cancelled, never]) == [
+        cmd.Presence(False, b"r", True), cmd.Presence(False, b"c", True),
+        cmd.Presence(False, None, False),
+    ]  # fmt: skip
+    fake.delete(keys.result(done), keys.result(cancelled))  # as if they had expired
+    assert store.presence([done, cancelled]) == [cmd.Presence(False, None, True)] * 2
+
+
 def test_cancel_unknown_and_empty(store: QueueStore, fake: fakeredis.FakeRedis) -> None:
     assert store.cancel(TTL_MS, []) == []
     assert store.cancel(TTL_MS, [("ghost", b"r")]) == []

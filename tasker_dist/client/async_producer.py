@@ -16,6 +16,7 @@ from ..metrics import Metrics, Stats, build_metrics, build_stats
 from ..store import AsyncQueueStore
 from .base import BaseProducer
 from .callbacks import Callback
+from .listener import missing
 from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
@@ -113,12 +114,12 @@ class AsyncProducer(BaseProducer):
         listener = self._ensure_listener()
         future = listener.watch(task_id)
         if not future.done():
-            [(known, data)] = await self._astore.presence([task_id])
-            if data is not None:  # finished before anyone here waited
-                listener.deliver(task_id, data)
-            elif not known:  # neither queued, running nor finished
+            [presence] = await self._astore.presence([task_id])
+            if presence.result is not None:  # finished before anyone here waited
+                listener.deliver(task_id, presence.result)
+            elif not presence.queued:  # neither queued, running nor finished
                 listener.unwatch(task_id)
-                raise self._not_found(task_id)
+                raise missing(task_id, self.queue, presence.finished)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:

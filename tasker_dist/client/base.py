@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from ..config import check_queue_name, resolve_redis_url
-from ..errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
+from ..errors import ConfigError, ShuttingDown
 from ..store import QueueStore
-from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer, queued_at
+from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer
 from .callbacks import CallbackRunner
 from .listener import ResultListener
 from .submission import Options, Task, build_task, build_tasks
@@ -99,14 +98,6 @@ class BaseProducer:
             if self._listener is None:
                 self._listener = ResultListener(self._store, self._signer)
             return self._listener
-
-    def _not_found(self, task_id: str) -> TaskNotFound:
-        stamp = queued_at(task_id)
-        if stamp is None:
-            return TaskNotFound(f"no task {task_id} was ever queued on {self.queue!r}")
-        when = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
-        return ResultExpired(f"the result of task {task_id} (queued on {self.queue!r} at "
-                             f"{when}) has expired (result_ttl) or was purged")  # fmt: skip
 
     def _close_sync(self) -> bool:
         """Mark closed, fail every waiting call, and stop the listener, the callback

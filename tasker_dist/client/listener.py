@@ -24,11 +24,19 @@ import logging
 import operator
 import threading
 from concurrent.futures import Future, InvalidStateError
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from ..backoff import Backoff
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import RedisUnavailable, SerializationError, TaskLost, TaskRejected
+from ..errors import (
+    RedisUnavailable,
+    ResultExpired,
+    SerializationError,
+    TaskLost,
+    TaskNotFound,
+    TaskRejected,
+)
 from ..store import QueueStore, reply_channel
 from ..wire import (
     Outcome,
@@ -36,10 +44,11 @@ from ..wire import (
     decode_result,
     new_task_id,
     peek_task_id,
+    queued_at,
     unverified_contents,
 )
 
-__all__ = ["ResultListener", "TaskFuture"]
+__all__ = ["ResultListener", "TaskFuture", "missing"]
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +216,14 @@ class ResultListener:
         # A task queued elsewhere and waited for only since the outage is read when Redis
         # confirms its done channel instead.
         ids = [t for t, before in waiting.items() if before or t not in foreign]
-        for task_id, (known, data) in zip(ids, self._store.presence(ids), strict=True):
-            if data is not None:
-                self._resolve_bytes(data, task_id)
-            elif not known and waiting[task_id]:
+        for task_id, presence in zip(ids, self._store.presence(ids), strict=True):
+            if presence.result is not None:
+                self._resolve_bytes(presence.result, task_id)
+            elif presence.queued or not waiting[task_id]:
+                continue
+            elif presence.finished:  # its result expired while the connection was down
+                self._fail(task_id, missing(task_id, self._store.keys.queue, finished=True))
+            else:
                 log.error("task %s is lost: Redis no longer has it", task_id)
                 lost = TaskLost(f"task {task_id} is lost: Redis no longer has it queued, "
                                 "running or finished (it restarted without its data, or "
@@ -292,6 +305,20 @@ class ResultListener:
             _settle(future, error=exc)
         else:
             _settle(future, value=value)
+
+
+def missing(task_id: str, queue: str, finished: bool) -> TaskNotFound:
+    """The error for a task Redis has neither queued, running nor a result of: its result
+    expired if it ``finished`` (its id is kept in a finished set longer than the result),
+    else there is no such task."""
+    if not finished:
+        return TaskNotFound(f"no task {task_id} was ever queued on {queue!r}, or its "
+                            "result expired more than a result_ttl ago")  # fmt: skip
+    when, stamp = "", queued_at(task_id)
+    if stamp is not None:
+        when = f" at {datetime.fromtimestamp(stamp, UTC).isoformat(timespec='seconds')}"
+    return ResultExpired(f"the result of task {task_id} (queued on {queue!r}{when}) has "
+                         "expired (result_ttl) or was deleted")  # fmt: skip
 
 
 def _settle(

@@ -38,7 +38,7 @@ class AsyncQueueStore:
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))
 
-    async def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
+    async def presence(self, task_ids: Sequence[str]) -> list[cmd.Presence]:
         """See `QueueStore.presence`."""
         commands = cmd.presence_commands(self.keys, task_ids)
         return cmd.parse_presence(await self._pipeline("reading tasks", commands))

@@ -63,9 +63,9 @@ class QueueStore:
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
         return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
 
-    def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
-        """For each task: whether it is queued or running, and its stored result (one
-        round trip)."""
+    def presence(self, task_ids: Sequence[str]) -> list[cmd.Presence]:
+        """For each task: whether it is queued or running, its stored result, and whether
+        it finished (one round trip)."""
         commands = cmd.presence_commands(self.keys, task_ids)
         return cmd.parse_presence(self._pipeline("reading tasks", commands))
 

@@ -36,3 +36,16 @@ local function wake(key)
     redis.call('LPUSH', key, '1')
   end
 end
+
+-- Record in the set `key` that task `id` finished, and keep the set at least `ttl` ms
+-- from now (never less: workers may keep results for different times). `kept` holds the
+-- sets already seen to in this call, so that a batch checks each once.
+local function mark_finished(key, id, ttl, kept)
+  redis.call('SADD', key, id)
+  if not kept[key] then
+    kept[key] = true
+    if redis.call('PTTL', key) < tonumber(ttl) then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
