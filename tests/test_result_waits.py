@@ -9,6 +9,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -16,6 +17,8 @@ import redis
 from tasker_dist import AsyncProducer, Producer, ResultExpired, TaskNotFound
 from tasker_dist.store.keys import QueueKeys
 from tasker_dist.wire import new_task_id
+from tasker_dist.wire.envelope import encode_success
+from tasker_dist.wire.signing import Signer
 
 from . import tasks
 from .conftest import ChildProcess, report, wait_until
@@ -87,3 +90,26 @@ def test_an_id_never_queued_is_not_found_and_an_expired_result_is_expired(
             assert not isinstance(info.value, ResultExpired)
 
     asyncio.run(from_asyncio())
+
+
+def test_a_worker_that_announces_only_that_a_task_finished_is_still_heard(
+    redis_url: str, queue: str, raw_redis: redis.Redis
+) -> None:
+    """Workers of earlier versions publish "1" on a task's done channel rather than the
+    result: a process waiting for the task then reads the result key."""
+    keys = QueueKeys(queue)
+
+    def reads() -> int:
+        return int(raw_redis.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    with Producer(redis_url, queue) as producer, ThreadPoolExecutor(1) as pool:
+        task_id = producer.enqueue(tasks.sleep_then, 0, "unused")
+        before = reads()
+        waiting = pool.submit(producer.result, task_id, 10)
+        # Both reads done, and neither found a result: the caller's own, and the
+        # listener's once Redis confirmed the done channel.
+        wait_until(lambda: reads() >= before + 2, message="the waiter to read twice")
+        frame = Signer.from_settings(None, False).seal(encode_success(task_id, "announced"))
+        raw_redis.set(keys.result(task_id), frame)
+        raw_redis.publish(keys.done_channel(task_id), b"1")
+        assert waiting.result(10) == "announced"

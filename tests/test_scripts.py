@@ -276,7 +276,7 @@ def test_complete_done_stores_result_and_cleans_up(
     assert fake.hexists(keys.tasks, "b")
     assert fake.get(keys.result("b")) is None
     assert sorted(messages(pubsub)) == sorted(
-        [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"1")]
+        [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"result-a")]
     )
     pubsub.close()
 
@@ -289,7 +289,7 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
     store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"r", "")])
-    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
+    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"r")]
     pubsub.close()
 
 
@@ -516,8 +516,8 @@ def test_cancel_removes_queued_tasks_from_either_lane(
     assert sorted(fake.hkeys(keys.tasks)) == [b"n2"]
     assert not fake.hexists(keys.retries, "p1")
     assert sorted(messages(pubsub)) == [
-        (keys.done_channel("n1").encode(), b"1"),
-        (keys.done_channel("p1").encode(), b"1"),
+        (keys.done_channel("n1").encode(), b"cancel-n1"),
+        (keys.done_channel("p1").encode(), b"cancel-p1"),
     ]
     assert fetch_ids(store) == ["n2"]
     pubsub.close()

@@ -2,7 +2,7 @@
 
 Workers publish each result on the reply channel named in its envelope, so results come
 back without polling and without a blocked connection per waiting call. Results of tasks
-queued elsewhere (`Producer.result`) are announced on the task's done channel, to which the
+queued elsewhere (`Producer.result`) come on the task's done channel, to which the
 listener subscribes while someone waits.
 
 Pub/sub delivers only what is published after Redis has registered a subscription, and
@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# What workers of earlier versions publish on a done channel instead of the result.
+_ANNOUNCED = b"1"
+
+# Messages handled at most before the result keys they call for are read.
+_BATCH = 1000
+
 
 class TaskFuture(Future[T], Generic[T]):
     """A `concurrent.futures.Future` that also knows its task's id."""
@@ -79,6 +85,9 @@ class ResultListener:
         self._epoch = 0
         # (subscribe?, channel) changes for the listener thread, applied in order.
         self._changes: list[tuple[bool, str]] = []
+        # Tasks whose result keys the listener thread is to read (their done channels
+        # were confirmed); kept until a read succeeds.
+        self._unread: dict[str, None] = {}
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -110,8 +119,7 @@ class ResultListener:
                 return future
             future = self._futures[task_id] = TaskFuture(task_id, self._epoch)
             self._foreign[task_id] = 1
-            self._changes.append((True, self._store.keys.done_channel(task_id)))
-        self._subscription.wake()
+            self._change(True, self._store.keys.done_channel(task_id))
         return future
 
     def deliver(self, task_id: str, data: bytes) -> None:
@@ -167,9 +175,8 @@ class ResultListener:
         while not self._closed.is_set():
             try:
                 self._apply_subscriptions()
-                message = self._subscription.get_message()
-                if message is not None:
-                    self._handle(message.kind, message.channel, message.data)
+                self._handle_arrived()
+                self._read_unread()
                 backoff.reset()
             except RedisUnavailable as exc:
                 self._epoch += 1
@@ -178,6 +185,16 @@ class ResultListener:
                 self._clock.wait(self._closed, delay)
             except Exception:  # a bug of ours: every later call would hang without us
                 log.exception("result listener: handling a message failed; going on")
+
+    def _handle_arrived(self) -> None:
+        """Wait for a message, then handle it and those already arrived behind it (up
+        to `_BATCH`), so that the result keys they call for are read in one round trip."""
+        message = self._subscription.get_message()
+        for _ in range(_BATCH):
+            if message is None:
+                return
+            self._handle(message.kind, message.channel, message.data)
+            message = self._subscription.get_message(wait=False)
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
@@ -195,11 +212,13 @@ class ResultListener:
         if kind == "message":
             if name == self.channel or rejected:
                 self._resolve_bytes(data)
-            else:  # a done channel: the task finished, its result is in its key
-                self._recheck([name.rsplit(":", 1)[1]])
+            elif data == _ANNOUNCED:  # a worker that publishes no result: read its key
+                self._unread[name.rsplit(":", 1)[1]] = None
+            else:  # a done channel: the result itself
+                self._resolve_bytes(data, name.rsplit(":", 1)[1])
         elif kind == "subscribe" and not rejected:
             if name != self.channel:
-                self._recheck([name.rsplit(":", 1)[1]])
+                self._unread[name.rsplit(":", 1)[1]] = None
             elif not self._ready.is_set():
                 self._ready.set()  # from now on no result of ours can be missed
             else:  # subscribed again after a reconnect
@@ -230,10 +249,12 @@ class ResultListener:
                                 "the keys were deleted)")  # fmt: skip
                 self._fail(task_id, lost)
 
-    def _recheck(self, task_ids: list[str]) -> None:
-        if not task_ids:
+    def _read_unread(self) -> None:
+        if not self._unread:
             return
+        task_ids = list(self._unread)
         for task_id, data in zip(task_ids, self._store.get_results(task_ids), strict=True):
+            del self._unread[task_id]
             if data is not None:
                 self._resolve_bytes(data, task_id)
 
@@ -287,8 +308,14 @@ class ResultListener:
         try:
             self._changes.remove((True, channel))
         except ValueError:
-            self._changes.append((False, channel))
+            self._change(False, channel)
+
+    def _change(self, subscribe: bool, channel: str) -> None:
+        """Queue a change for the listener thread (the lock is held), and wake it if
+        this is the first since it took the last ones: one wake-up for many changes."""
+        if not self._changes:
             self._subscription.wake()
+        self._changes.append((subscribe, channel))
 
     def _fail(self, task_id: str, error: BaseException) -> None:
         future = self._take(task_id)

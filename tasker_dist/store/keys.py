@@ -133,7 +133,8 @@ class QueueKeys:
         return f"{self.tag}:rejected"
 
     def done_channel(self, task_id: str) -> str:
-        """Pub/sub channel announcing that one task finished (for `Producer.result`)."""
+        """Pub/sub channel on which one task's result is published again when it
+        finishes, for `Producer.result` calls of other processes."""
         return f"{self.done_prefix}{task_id}"
 
     @property

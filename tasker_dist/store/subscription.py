@@ -55,11 +55,12 @@ class Subscription:
         with contextlib.suppress(OSError):
             self._waker.send(b"\0")
 
-    def get_message(self) -> Message | None:
+    def get_message(self, *, wait: bool = True) -> Message | None:
         """The next message; None once woken, or when the connection is due for its
-        health check (sent on the next call)."""
+        health check (sent on the next call). Without ``wait``, None at once unless a
+        message has arrived."""
         with redis_errors("reading pub/sub", self._url):
-            if not self._wait():
+            if not self._readable(wait):
                 return None
             # Only partial data may be in: the rest of a large frame is read in time.
             message = self._pubsub.get_message(timeout=self._timeout)
@@ -68,13 +69,16 @@ class Subscription:
         channel = message["channel"].decode("utf-8", "surrogateescape")
         return Message(message["type"], channel, message["data"])
 
-    def _wait(self) -> bool:
-        """True once data can be read, False on a wake or when the health check is due."""
+    def _readable(self, wait: bool) -> bool:
+        """True once data can be read (without ``wait``: if it can be now), False on a
+        wake or when the health check is due."""
         self._pubsub.check_health()  # a PING when due: its reply is then data to read
         connection = self._pubsub.connection
         assert connection is not None  # check_health raised otherwise
         if connection.can_read(timeout=0):  # also what redis-py has read and not parsed
             return True
+        if not wait:
+            return False
         # redis-py cannot wait for its socket and another at once: poll its socket here.
         sock = connection._sock
         poller = select.poll()

@@ -13,8 +13,8 @@
 --   wait time (us), histogram bucket, failed-store record ('' for none)
 -- status 'retried': the id goes to the head of the priority lane, its retries + 1.
 -- status 'completed' or 'failed': the result is stored with the TTL and the id added to
---   its finished set (which outlives the result), published on the reply channel and
---   announced on the done channel; the envelope and the task's
+--   its finished set (which outlives the result), and published on the reply channel
+--   and on the done channel; the envelope and the task's
 --   bookkeeping are deleted; a failed-store record, if any, is kept (the oldest records
 --   beyond the cap are dropped).
 -- Only the delivery the caller holds may finish a task: any other (handed back, or
@@ -50,7 +50,7 @@ for i, id in ipairs(ids) do
         if ARGV[o + 4] ~= '' then
           redis.call('PUBLISH', ARGV[o + 4], ARGV[o + 3])
         end
-        redis.call('PUBLISH', ARGV[3] .. id, '1')
+        redis.call('PUBLISH', ARGV[3] .. id, ARGV[o + 3])
       end
       if ARGV[o + 8] ~= '' then
         redis.call('HSET', KEYS[10], id, ARGV[o + 8])
