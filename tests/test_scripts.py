@@ -35,7 +35,7 @@ def fake() -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def store(fake: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueStore]:
-    def connect(url: str, timeout: float, *, blocking: bool = False) -> fakeredis.FakeRedis:
+    def connect(url: str, timeout: float, **options: Any) -> fakeredis.FakeRedis:
         return fake
 
     monkeypatch.setattr(store_module, "connect", connect)

@@ -251,6 +251,9 @@ def test_the_result_listener_backs_off_while_redis_is_down() -> None:
         def subscription(self) -> FlakySubscription:
             return subscription
 
+        def close(self) -> None:
+            pass
+
     listener = ResultListener(Store(), Signer(None, allow_unsigned=True), clock)  # type: ignore[arg-type]
     try:
         assert subscription.recovered.wait(5)

@@ -10,15 +10,19 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..config import check_queue_name, resolve_redis_url
+from ..config import check_int, check_queue_name, resolve_redis_url
 from ..errors import ConfigError, ShuttingDown
-from ..store import QueueStore
+from ..store import MAX_CONNECTIONS, QueueStore
 from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer
 from .callbacks import CallbackRunner
 from .listener import ResultListener
 from .submission import Options, Task, build_task, build_tasks
 
 __all__ = ["BaseProducer"]
+
+# The listener's own connections: its pub/sub one and one for the reads it makes. Only
+# its thread uses them, so however busy the callers' pool, no result waits for it.
+_LISTENER_CONNECTIONS = 2
 
 
 class BaseProducer:
@@ -33,6 +37,7 @@ class BaseProducer:
         previous_secrets: Sequence[str | bytes] | None = None,
         allow_unsigned: bool = False,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
         the default deadline of every task queued here (None: the workers' own);
@@ -40,7 +45,9 @@ class BaseProducer:
         signed with one of ``previous_secrets`` (default ``$TASKER_SECRET_PREVIOUS``) are
         accepted too (a rotation), and ``allow_unsigned`` permits unsigned frames (only
         where nobody else can write to Redis);
-        a task larger than ``max_payload_bytes`` is refused before it is written."""
+        a task larger than ``max_payload_bytes`` is refused before it is written;
+        calls use at most ``max_connections`` connections at once (more wait their turn),
+        and the result listener two of its own."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(
@@ -49,16 +56,13 @@ class BaseProducer:
             )
         self.queue = check_queue_name(queue)
         self._task_timeout = task_timeout
-        if (
-            isinstance(max_payload_bytes, bool)
-            or not isinstance(max_payload_bytes, int)
-            or (max_payload_bytes < 1)
-        ):
-            raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
+        check_int("max_payload_bytes", max_payload_bytes, 1)
+        check_int("max_connections", max_connections, 1)
         self._max_payload_bytes = max_payload_bytes
+        self._max_connections = max_connections
         self._signer = Signer.from_settings(secret, allow_unsigned, previous_secrets)
         self._connect_timeout = connect_timeout
-        self._store = QueueStore(url, self.queue, connect_timeout)
+        self._store = QueueStore(url, self.queue, connect_timeout, max_connections)
         self._listener: ResultListener | None = None
         self._callbacks = CallbackRunner()
         self._lock = threading.Lock()
@@ -96,7 +100,9 @@ class BaseProducer:
         with self._lock:
             self._check_open()
             if self._listener is None:
-                self._listener = ResultListener(self._store, self._signer)
+                store = QueueStore(self.redis_url, self.queue, self._connect_timeout,
+                                   _LISTENER_CONNECTIONS)  # fmt: skip
+                self._listener = ResultListener(store, self._signer)
             return self._listener
 
     def _close_sync(self) -> bool:

@@ -155,10 +155,12 @@ class ResultListener:
                 _settle(future, error=error_for(task_id))
 
     def close(self) -> None:
+        """Stop the thread and close the store (the listener's own)."""
         self._closed.set()
         self._subscription.wake()
         self._thread.join(timeout=2)
         self._subscription.close()
+        self._store.close()
 
     # -- the listener thread ------------------------------------------------------------
     def _run(self) -> None:

@@ -13,7 +13,7 @@ from redis.commands.core import AsyncScript
 
 from ..metrics import RawCluster
 from . import calls as cmd
-from .connection import call_async, connect_async
+from .connection import MAX_CONNECTIONS, call_async, connect_async
 from .keys import QueueKeys
 from .scripts import source
 
@@ -21,10 +21,12 @@ __all__ = ["AsyncQueueStore"]
 
 
 class AsyncQueueStore:
-    def __init__(self, url: str, queue: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect_async(url, timeout)
+        self.client = connect_async(url, timeout, max_connections=max_connections)
         self._scripts: dict[str, AsyncScript] = {}
 
     async def _run(self, job: cmd.ScriptCall) -> Any:

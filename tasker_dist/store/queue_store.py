@@ -15,7 +15,7 @@ from redis.commands.core import Script
 from ..errors import RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
-from .connection import BLOCK_S, call, connect, redis_errors
+from .connection import BLOCK_S, MAX_CONNECTIONS, call, connect, redis_errors
 from .keys import QueueKeys
 from .scripts import source
 from .subscription import Subscription
@@ -27,10 +27,12 @@ WAKE_TTL_MS = 10_000
 
 
 class QueueStore:
-    def __init__(self, url: str, queue: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect(url, timeout)
+        self.client = connect(url, timeout, max_connections=max_connections)
         self._blocking: redis.Redis | None = None
         #: Connect and command timeout (seconds).
         self.timeout = timeout
