@@ -1,10 +1,12 @@
-"""What a producer costs its process and Redis: CPU while idle, and connections under
-many concurrent calls. Set
+"""What a producer costs its process and Redis: CPU while idle, connections under many
+concurrent calls, and what is left of one that was dropped without being closed. Set
 $TASKER_RESOURCES_REPORT to a file to get the figures as JSON (the README quotes them)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -126,3 +128,35 @@ def test_one_producer_serves_200_threads_on_few_connections(
                                        "threads": 200, "connections": held})  # fmt: skip
     assert values == list(range(1000))
     assert held <= BOUND
+
+
+def test_a_producer_dropped_without_closing_frees_its_thread_and_connections(
+    redis_url: str,
+    queue: str,
+    start_worker: Callable[..., ChildProcess],
+    raw_redis: redis.Redis,
+) -> None:
+    """Its listener thread refers to nothing of the producer, so garbage collection
+    reaches the producer and closes it; before, the thread and its connections lived on
+    with nothing left to stop them."""
+    start_worker()
+    raw_redis.ping()  # its own connection is open before the producer's
+    threads, connections = set(threading.enumerate()), _own_connections(redis_url)
+    producer = Producer(redis_url, queue)
+    assert producer.queue_task(tasks.sleep_then, 0, "done") == "done"
+    mine = [t for t in threading.enumerate() if t not in threads]
+    ports = _own_connections(redis_url) - connections
+    assert [t.name for t in mine] == ["tasker-results"]
+    assert len(ports) >= 2  # the calls' and the listener's
+
+    del producer
+    gc.collect()
+
+    wait_until(lambda: not any(t.is_alive() for t in mine), timeout=5,
+               message="the listener thread to end")  # fmt: skip
+
+    def server_sees_them() -> set[int]:
+        return {int(c["addr"].rsplit(":", 1)[1]) for c in raw_redis.client_list()} & ports
+
+    wait_until(lambda: not server_sees_them(), timeout=5,
+               message="the server to see the producer's connections closed")  # fmt: skip

@@ -168,5 +168,5 @@ class AsyncProducer(BaseProducer):
             raise
 
     def _listener_discard(self, task_id: str) -> None:
-        if self._listener is not None:
-            self._listener.discard(task_id)
+        if self._held.listener is not None:
+            self._held.listener.discard(task_id)

@@ -2,11 +2,15 @@
 
 Both listen for results on one background `ResultListener` (a thread with one pub/sub
 connection), so the asyncio producer resolves its awaitables from the same machinery.
+
+A producer dropped without being closed is closed when it is garbage-collected: its
+listener thread refers to none of it, so nothing else would ever stop that thread.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -63,8 +67,10 @@ class BaseProducer:
         self._signer = Signer.from_settings(secret, allow_unsigned, previous_secrets)
         self._connect_timeout = connect_timeout
         self._store = QueueStore(url, self.queue, connect_timeout, max_connections)
-        self._listener: ResultListener | None = None
         self._callbacks = CallbackRunner()
+        self._held = _Held(self._store, self._callbacks)
+        self._release = weakref.finalize(self, self._held.close)
+        self._release.atexit = False  # the process ends: the system frees it all
         self._lock = threading.Lock()
         self._closed = False
 
@@ -99,11 +105,11 @@ class BaseProducer:
     def _ensure_listener(self) -> ResultListener:
         with self._lock:
             self._check_open()
-            if self._listener is None:
+            if self._held.listener is None:
                 store = QueueStore(self.redis_url, self.queue, self._connect_timeout,
                                    _LISTENER_CONNECTIONS)  # fmt: skip
-                self._listener = ResultListener(store, self._signer)
-            return self._listener
+                self._held.listener = ResultListener(store, self._signer)
+            return self._held.listener
 
     def _close_sync(self) -> bool:
         """Mark closed, fail every waiting call, and stop the listener, the callback
@@ -113,10 +119,21 @@ class BaseProducer:
             if self._closed:
                 return False
             self._closed = True
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.fail_all(lambda _id: ShuttingDown("producer closed"))
-            listener.close()
-        self._callbacks.close()
-        self._store.close()
+        self._release()
         return True
+
+
+class _Held:
+    """What a producer holds open, apart from it, so that its finalizer can close it."""
+
+    def __init__(self, store: QueueStore, callbacks: CallbackRunner) -> None:
+        self.store = store
+        self.callbacks = callbacks
+        self.listener: ResultListener | None = None
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.fail_all(lambda _id: ShuttingDown("producer closed"))
+            self.listener.close()
+        self.callbacks.close()
+        self.store.close()

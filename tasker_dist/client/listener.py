@@ -158,7 +158,8 @@ class ResultListener:
         """Stop the thread and close the store (the listener's own)."""
         self._closed.set()
         self._subscription.wake()
-        self._thread.join(timeout=2)
+        if threading.current_thread() is not self._thread:  # a finalizer may run on it
+            self._thread.join(timeout=2)
         self._subscription.close()
         self._store.close()
 
@@ -193,7 +194,7 @@ class ResultListener:
         to `_BATCH`), so that the result keys they call for are read in one round trip."""
         message = self._subscription.get_message()
         for _ in range(_BATCH):
-            if message is None:
+            if message is None or self._closed.is_set():  # closed by a waiter's callback
                 return
             self._handle(message.kind, message.channel, message.data)
             message = self._subscription.get_message(wait=False)
