@@ -1,12 +1,14 @@
 """`result(task_id)` from any process, against real `tasker-worker` daemons: how soon a
 result reaches the callers waiting for it, and what they hear of an id Redis does not
-know. Set $TASKER_WAIT_REPORT to a file to get the latency figures as JSON (the README's
+know; and, with a scripted connection, a fault no server stages on cue. Set
+$TASKER_WAIT_REPORT to a file to get the latency figures as JSON (the README's
 "Guarantees" section quotes them)."""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tasker_dist import AsyncProducer, Producer, ResultExpired, TaskNotFound
+from tasker_dist import AsyncProducer, Producer, RedisUnavailable, ResultExpired, TaskNotFound
+from tasker_dist.client.listener import ResultListener
 from tasker_dist.store.keys import QueueKeys
+from tasker_dist.store.subscription import Message
 from tasker_dist.wire import new_task_id
 from tasker_dist.wire.envelope import encode_success
 from tasker_dist.wire.signing import Signer
@@ -113,3 +117,69 @@ def test_a_worker_that_announces_only_that_a_task_finished_is_still_heard(
         raw_redis.set(keys.result(task_id), frame)
         raw_redis.publish(keys.done_channel(task_id), b"1")
         assert waiting.result(10) == "announced"
+
+
+class DroppingSubscription:
+    """Confirms each channel it is subscribed to, as Redis does, but fails the first
+    subscription to a done channel, as a connection dropping at that moment would."""
+
+    def __init__(self) -> None:
+        self.confirmed: list[str] = []
+        self.pending: list[Message] = []
+        self.dropped = False
+        self.woken = threading.Event()
+
+    def subscribe(self, *channels: str) -> None:
+        if not self.dropped and any(":done:" in c for c in channels):
+            self.dropped = True
+            raise RedisUnavailable("connection reset")
+        self.confirmed.extend(channels)
+        self.pending.extend(Message("subscribe", c, 1) for c in channels)
+
+    def unsubscribe(self, *channels: str) -> None:
+        pass
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def get_message(self, *, wait: bool = True) -> Message | None:
+        if self.pending:
+            return self.pending.pop(0)
+        if wait:
+            self.woken.wait()
+            self.woken.clear()
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_subscription_lost_with_the_connection_is_made_again() -> None:
+    """redis-py subscribes again after a reconnect only to the channels it had sent: a
+    done channel whose subscription failed must be sent again, or its waiter never hears
+    of the result."""
+    subscription = DroppingSubscription()
+
+    class Store:
+        timeout = 5.0
+        url = "redis://unused.invalid"
+        keys = QueueKeys("q")
+
+        def subscription(self) -> DroppingSubscription:
+            return subscription
+
+        def get_results(self, task_ids: list[str]) -> list[bytes | None]:
+            return [None] * len(task_ids)
+
+        def close(self) -> None:
+            pass
+
+    listener = ResultListener(Store(), Signer(None, allow_unsigned=True))  # type: ignore[arg-type]
+    try:
+        task_id = new_task_id()
+        listener.watch(task_id)
+        done = Store.keys.done_channel(task_id)
+        wait_until(lambda: done in subscription.confirmed, message="the done channel subscribed")
+        assert subscription.dropped
+    finally:
+        listener.close()

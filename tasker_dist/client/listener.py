@@ -9,7 +9,7 @@ Pub/sub delivers only what is published after Redis has registered a subscriptio
 replays nothing missed while a connection was down. So the result keys are read again
 each time Redis confirms a subscription (first, and after every reconnect, when redis-py
 subscribes again): a result stored before that moment is found by the read, and one
-stored after it is announced.
+stored after it is published on the channel.
 
 The listener thread alone uses the connection, and waits on it without a timeout of its
 own: a caller that needs a done channel subscribed (or no longer) queues the change and
@@ -203,12 +203,22 @@ class ResultListener:
         with self._lock:
             changes, self._changes = self._changes, []
         # In order, but each run of subscriptions (or of unsubscriptions) as one command.
-        for subscribe, run in itertools.groupby(changes, key=operator.itemgetter(0)):
-            channels = [channel for _, channel in run]
-            if subscribe:
-                self._subscription.subscribe(*channels)  # results read once Redis confirms
-            else:
-                self._subscription.unsubscribe(*channels)
+        runs = [
+            (subscribe, [channel for _, channel in run])
+            for subscribe, run in itertools.groupby(changes, key=operator.itemgetter(0))
+        ]
+        for i, (subscribe, channels) in enumerate(runs):
+            try:
+                if subscribe:
+                    self._subscription.subscribe(*channels)  # results read once confirmed
+                else:
+                    self._subscription.unsubscribe(*channels)
+            except RedisUnavailable:
+                # redis-py subscribes again after a reconnect only to what it sent: the
+                # rest goes out then, ahead of later changes, or its waiters hear nothing.
+                with self._lock:
+                    self._changes[:0] = [(s, c) for s, run in runs[i:] for c in run]
+                raise
 
     def _handle(self, kind: str, name: str, data: Any) -> None:
         rejected = name == self._store.keys.rejected_channel
