@@ -10,7 +10,14 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["REDIS_URL_ENV", "Config", "check_queue_name", "check_redis_url", "resolve_redis_url"]
+__all__ = [
+    "REDIS_URL_ENV",
+    "Config",
+    "check_int",
+    "check_queue_name",
+    "check_redis_url",
+    "resolve_redis_url",
+]
 
 R = TypeVar("R")
 
@@ -50,7 +57,8 @@ def resolve_redis_url(url: str | None) -> str | None:
     return check_redis_url(env, REDIS_URL_ENV) if env else None
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
+def check_int(name: str, value: object, minimum: int) -> None:
+    """Raise `ConfigError` unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
 
@@ -131,12 +139,12 @@ class Config(Generic[R]):
         _check_callable("on_create", self.on_create, optional=False)
         _check_callable("on_destroy", self.on_destroy, optional=True)
         _check_callable("check_health", self.check_health, optional=True)
-        _check_int("worker_count", self.worker_count, 1)
-        _check_int("max_retries", self.max_retries, 0)
+        check_int("worker_count", self.worker_count, 1)
+        check_int("max_retries", self.max_retries, 0)
         if self.resource_pool_size is not None:
-            _check_int("resource_pool_size", self.resource_pool_size, 0)
+            check_int("resource_pool_size", self.resource_pool_size, 0)
         if self.max_worker_count is not None:
-            _check_int("max_worker_count", self.max_worker_count, 1)
+            check_int("max_worker_count", self.max_worker_count, 1)
             if self.max_worker_count < self.worker_count:
                 raise ConfigError(
                     f"max_worker_count ({self.max_worker_count}) must be >= "
@@ -151,8 +159,8 @@ class Config(Generic[R]):
         _check_seconds("heartbeat_interval", self.heartbeat_interval)
         _check_seconds("kill_grace", self.kill_grace)
         _check_seconds("connect_timeout", self.connect_timeout)
-        _check_int("max_deliveries", self.max_deliveries, 1)
-        _check_int("failed_limit", self.failed_limit, 1)
+        check_int("max_deliveries", self.max_deliveries, 1)
+        check_int("failed_limit", self.failed_limit, 1)
         if self.secret is not None and (
             not isinstance(self.secret, str | bytes) or len(self.secret) < 16
         ):
@@ -164,7 +172,7 @@ class Config(Generic[R]):
             raise ConfigError(
                 "previous_secrets must be a tuple of str or bytes of at least 16 characters"
             )
-        _check_int("max_payload_bytes", self.max_payload_bytes, 1)
+        check_int("max_payload_bytes", self.max_payload_bytes, 1)
         if not isinstance(self.allow_unsigned, bool):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
 

@@ -10,7 +10,7 @@
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
     ├── TaskNotFound                         no task with that id was ever queued
-    │   └── ResultExpired                    it was queued, but its result has expired
+    │   └── ResultExpired                    it finished, but its result has expired
     └── TaskFailed                           a task ran (or was to run) and did not succeed
         ├── TaskError                        the task raised and its exception cannot be rebuilt
         ├── MaxRetriesExceeded               an unhealthy error repeated past max_retries
@@ -96,12 +96,14 @@ class ShuttingDown(TaskerError):
 
 
 class TaskNotFound(TaskerError):
-    """No task with this id is queued, running or finished."""
+    """Redis knows no task with this id: it was never queued on this queue, or it
+    finished so long ago that even the trace of it is gone (kept for another
+    ``result_ttl`` after its result, at least a minute)."""
 
 
 class ResultExpired(TaskNotFound):
-    """The task was queued (its id says when) but its result is gone: it outlived
-    ``result_ttl``, or was purged."""
+    """The task finished, but its result is gone: it outlived ``result_ttl``, or was
+    deleted."""
 
 
 class TaskFailed(TaskerError):

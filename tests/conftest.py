@@ -3,6 +3,7 @@ test, and real `tasker-worker` processes that tests start, signal and kill."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,6 +40,15 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def report(variable: str, figures: dict[str, object]) -> None:
+    """Append ``figures`` as a JSON line to the file named by $``variable``, if set: the
+    README quotes figures measured this way."""
+    target = os.environ.get(variable)
+    if target:
+        with open(target, "a") as f:
+            f.write(json.dumps(figures) + "\n")
 
 
 #: The secret every producer and worker of the test session signs with (SPEC §7); set in

@@ -66,6 +66,7 @@ config = Config(
     heartbeat_interval=float(os.environ.get("TASKER_TEST_HEARTBEAT", "0.2")),
     kill_grace=float(os.environ.get("TASKER_TEST_KILL_GRACE", "1.0")),
     max_deliveries=_env_int("TASKER_TEST_MAX_DELIVERIES", 5),
+    result_ttl=float(os.environ.get("TASKER_TEST_RESULT_TTL", "86400")),
 )
 
 
@@ -76,6 +77,13 @@ def resource_id(ctx: TaskContext, r: Resource) -> str:
 def sleep_then(ctx: TaskContext, r: Resource, seconds: float, value: Any) -> Any:
     time.sleep(seconds)
     return value
+
+
+def sleep_then_stamp(ctx: TaskContext, r: Resource, seconds: float) -> float:
+    """Sleeps, then returns when it ended on the host's monotonic clock (the same in every
+    process): a waiter's own clock at delivery, minus this, is how long the result took."""
+    time.sleep(seconds)
+    return time.monotonic()
 
 
 def run_until_file(ctx: TaskContext, r: Resource, path: str, value: Any) -> Any:

@@ -9,7 +9,6 @@ figures as JSON (the README's "Guarantees" section quotes them).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -27,11 +26,12 @@ from tasker_dist.store.embedded_server import EmbeddedServer
 from tasker_dist.store.keys import QueueKeys
 
 from . import tasks
-from .conftest import ChildProcess, wait_until
+from .conftest import ChildProcess, report, wait_until
 
 DAEMON_ENV = {"TASKER_TEST_WORKERS": "2", "TASKER_TEST_HEARTBEAT": "0.2",
               "TASKER_TEST_KILL_GRACE": "0.5"}  # fmt: skip
 TASKS = 500
+REPORT = "TASKER_CHAOS_REPORT"
 
 
 def _ledger(path: Path) -> dict[int, list[int]]:
@@ -42,13 +42,6 @@ def _ledger(path: Path) -> dict[int, list[int]]:
             n, pid = line.split()
             runs[int(n)].append(int(pid))
     return runs
-
-
-def _report(figures: dict[str, object]) -> None:
-    target = os.environ.get("TASKER_CHAOS_REPORT")
-    if target:
-        with open(target, "a") as f:
-            f.write(json.dumps(figures) + "\n")
 
 
 def _assert_nothing_left_behind(client: redis.Redis, queue: str) -> None:
@@ -129,9 +122,10 @@ def test_chaos_soak_no_task_lost_none_run_twice_by_a_live_worker(
     for d in daemons:
         d.stop()
     _assert_nothing_left_behind(raw_redis, queue)
-    _report({"test": "chaos", "tasks": TASKS, "daemons": 3, "sigkills": kills, "sigstops": 1,
-             "reruns": sum(len(p) - 1 for p in reruns.values()),
-             "tasks_rerun": len(reruns), "seconds_to_settle": round(settled, 1)})  # fmt: skip
+    report(REPORT, {"test": "chaos", "tasks": TASKS, "daemons": 3, "sigkills": kills,
+                    "sigstops": 1, "reruns": sum(len(p) - 1 for p in reruns.values()),
+                    "tasks_rerun": len(reruns),
+                    "seconds_to_settle": round(settled, 1)})  # fmt: skip
 
 
 def test_redis_restart_with_aof_mid_run(
@@ -164,9 +158,9 @@ def test_redis_restart_with_aof_mid_run(
         for d in daemons:
             d.stop()
             assert d.proc.returncode == 0
-        _report({"test": "redis_restart", "tasks": 200,
-                 "reruns": sum(len(p) - 1 for p in runs.values()),
-                 "seconds_to_settle": round(settled, 1)})  # fmt: skip
+        report(REPORT, {"test": "redis_restart", "tasks": 200,
+                        "reruns": sum(len(p) - 1 for p in runs.values()),
+                        "seconds_to_settle": round(settled, 1)})  # fmt: skip
     finally:
         server.stop()
 
@@ -208,8 +202,8 @@ def test_redis_restart_without_its_data_leaves_nobody_waiting(
             assert all(f.result() == n for n, f in enumerate(futures) if f not in lost)
             later = producer.queue_task_async(tasks.sleep_then, 0, "after")
             assert later.result(30) == "after"  # the daemons rode it out
-        _report({"test": "redis_restart_empty", "tasks": 620, "lost": len(lost),
-                 "seconds_until_every_caller_heard": round(settled, 1)})  # fmt: skip
+        report(REPORT, {"test": "redis_restart_empty", "tasks": 620, "lost": len(lost),
+                        "seconds_until_every_caller_heard": round(settled, 1)})  # fmt: skip
     finally:
         server.stop()
 

@@ -45,7 +45,7 @@ def fake() -> fakeredis.FakeRedis:
 
 @pytest.fixture
 def store(fake: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueStore]:
-    def connect(url: str, timeout: float, *, blocking: bool = False) -> fakeredis.FakeRedis:
+    def connect(url: str, timeout: float, **options: Any) -> fakeredis.FakeRedis:
         return fake
 
     monkeypatch.setattr(store_module, "connect", connect)
@@ -316,7 +316,7 @@ def test_complete_done_stores_result_and_cleans_up(
     assert fake.hexists(keys.tasks, "b")
     assert fake.get(keys.result("b")) is None
     assert sorted(messages(pubsub)) == sorted(
-        [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"1")]
+        [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"result-a")]
     )
     pubsub.close()
 
@@ -329,7 +329,7 @@ def test_complete_without_reply_channel_only_tells_done_channel(
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
     store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"r", "")])
-    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"1")]
+    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"r")]
     pubsub.close()
 
 
@@ -554,8 +554,8 @@ def test_cancel_stores_results_and_fetch_drops_the_cancelled_ids(
     assert sorted(fake.hkeys(keys.tasks)) == [b"n2"]
     assert not fake.hexists(keys.retries, "p1")
     assert sorted(messages(pubsub)) == [
-        (keys.done_channel("n1").encode(), b"1"),
-        (keys.done_channel("p1").encode(), b"1"),
+        (keys.done_channel("n1").encode(), b"cancel-n1"),
+        (keys.done_channel("p1").encode(), b"cancel-p1"),
     ]
     assert fetch_ids(store) == ["n2"]
     # the cancelled ids were dropped on the way: nothing of them is left
@@ -629,6 +629,27 @@ def test_cancel_is_sent_in_chunks(
     assert store.cancel(TTL_MS, [(i, b"c") for i in ids]) == ids
     assert len(calls) == 3
     assert fake.hlen(keys.tasks) == 0
+
+
+def test_finished_tasks_are_remembered_after_their_results_expire(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    """Completing or cancelling a task adds its id to the finished set of its first 9
+    characters (4 s of queueing time), kept past the results: `presence` then tells an
+    expired result from an id never queued."""
+    done, cancelled, never = "018f3a2b1done", "018f3a2b1cancelled", "018f3a2b1never"
+    enqueue(store, done, cancelled)
+    assert fetch_ids(store, 1) == [done]
+    store.complete(WID, TTL_MS, CAP, [ran(done, result=b"r")])
+    store.cancel(TTL_MS, [(cancelled, b"c")])
+    assert keys.finished(done) == keys.finished(never) == f"{keys.tag}:finished:018f3a2b1"
+    assert TTL_MS < fake.pttl(keys.finished(done)) <= cmd.finished_ttl_ms(TTL_MS)
+    assert store.presence([done, cancelled, never]) == [
+        cmd.Presence(False, b"r", True), cmd.Presence(False, b"c", True),
+        cmd.Presence(False, None, False),
+    ]  # fmt: skip
+    fake.delete(keys.result(done), keys.result(cancelled))  # as if they had expired
+    assert store.presence([done, cancelled]) == [cmd.Presence(False, None, True)] * 2
 
 
 def test_cancel_unknown_and_empty(store: QueueStore, fake: fakeredis.FakeRedis) -> None:

@@ -207,26 +207,33 @@ def test_the_fetcher_backs_off_while_redis_is_down_then_fetches() -> None:
 
 
 class FlakySubscription:
-    """Confirms the reply channel, then loses Redis ``failures`` times."""
+    """Confirms the reply channel, then loses Redis ``failures`` times, then waits (as a
+    real one does) until woken."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.pending: list[Message] = []
         self.recovered = threading.Event()
+        self.woken = threading.Event()
 
-    def subscribe(self, channel: str) -> None:
-        self.pending.append(Message("subscribe", channel, 1))
+    def subscribe(self, *channels: str) -> None:
+        self.pending.extend(Message("subscribe", channel, 1) for channel in channels)
 
-    def unsubscribe(self, channel: str) -> None:
+    def unsubscribe(self, *channels: str) -> None:
         pass
 
-    def get_message(self, timeout: float) -> Message | None:
+    def wake(self) -> None:
+        self.woken.set()
+
+    def get_message(self) -> Message | None:
         if self.pending:
             return self.pending.pop(0)
         if self.failures > 0:
             self.failures -= 1
             raise RedisUnavailable("connection reset")
         self.recovered.set()
+        self.woken.wait()
+        self.woken.clear()
         return None
 
     def close(self) -> None:
@@ -243,6 +250,9 @@ def test_the_result_listener_backs_off_while_redis_is_down() -> None:
 
         def subscription(self) -> FlakySubscription:
             return subscription
+
+        def close(self) -> None:
+            pass
 
     listener = ResultListener(Store(), Signer(None, allow_unsigned=True, queue="q"), clock)  # type: ignore[arg-type]
     try:

@@ -16,6 +16,7 @@ from ..metrics import Metrics, Stats, build_metrics, build_stats
 from ..store import AsyncQueueStore
 from .base import BaseProducer
 from .callbacks import Callback
+from .listener import missing
 from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
@@ -34,7 +35,8 @@ class AsyncProducer(BaseProducer):
     @functools.cached_property
     def _astore(self) -> AsyncQueueStore:
         """The asyncio twin of the store, made on first use (inside the caller's loop)."""
-        return AsyncQueueStore(self.redis_url, self.queue, self._connect_timeout)
+        return AsyncQueueStore(self.redis_url, self.queue, self._connect_timeout,
+                               self._max_connections)  # fmt: skip
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Queue ``fn`` and wait for its result; raises what the task raised."""
@@ -113,12 +115,12 @@ class AsyncProducer(BaseProducer):
         listener = self._ensure_listener()
         future = listener.watch(task_id)
         if not future.done():
-            [(known, data)] = await self._astore.presence([task_id])
-            if data is not None:  # finished before anyone here waited
-                listener.deliver(task_id, data)
-            elif not known:  # neither queued, running nor finished
+            [presence] = await self._astore.presence([task_id])
+            if presence.result is not None:  # finished before anyone here waited
+                listener.deliver(task_id, presence.result)
+            elif not presence.queued:  # neither queued, running nor finished
                 listener.unwatch(task_id)
-                raise self._not_found(task_id)
+                raise missing(task_id, self.queue, presence.finished)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
@@ -166,5 +168,5 @@ class AsyncProducer(BaseProducer):
             raise
 
     def _listener_discard(self, task_id: str) -> None:
-        if self._listener is not None:
-            self._listener.discard(task_id)
+        if self._held.listener is not None:
+            self._held.listener.discard(task_id)

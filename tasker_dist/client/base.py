@@ -2,24 +2,31 @@
 
 Both listen for results on one background `ResultListener` (a thread with one pub/sub
 connection), so the asyncio producer resolves its awaitables from the same machinery.
+
+A producer dropped without being closed is closed when it is garbage-collected: its
+listener thread refers to none of it, so nothing else would ever stop that thread.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from ..config import check_queue_name, resolve_redis_url
-from ..errors import ConfigError, ResultExpired, ShuttingDown, TaskNotFound
-from ..store import QueueStore
-from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer, queued_at
+from ..config import check_int, check_queue_name, resolve_redis_url
+from ..errors import ConfigError, ShuttingDown
+from ..store import MAX_CONNECTIONS, QueueStore
+from ..wire import DEFAULT_MAX_PAYLOAD_BYTES, Signer
 from .callbacks import CallbackRunner
 from .listener import ResultListener
 from .submission import Options, Task, build_task, build_tasks
 
 __all__ = ["BaseProducer"]
+
+# The listener's own connections: its pub/sub one and one for the reads it makes. Only
+# its thread uses them, so however busy the callers' pool, no result waits for it.
+_LISTENER_CONNECTIONS = 2
 
 
 class BaseProducer:
@@ -34,6 +41,7 @@ class BaseProducer:
         previous_secrets: Sequence[str | bytes] | None = None,
         allow_unsigned: bool = False,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
         the default deadline of every task queued here (None: the workers' own);
@@ -41,7 +49,9 @@ class BaseProducer:
         signed with one of ``previous_secrets`` (default ``$TASKER_SECRET_PREVIOUS``) are
         accepted too (a rotation), and ``allow_unsigned`` permits unsigned frames (only
         where nobody else can write to Redis);
-        a task larger than ``max_payload_bytes`` is refused before it is written."""
+        a task larger than ``max_payload_bytes`` is refused before it is written;
+        calls use at most ``max_connections`` connections at once (more wait their turn),
+        and the result listener two of its own."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(
@@ -50,20 +60,19 @@ class BaseProducer:
             )
         self.queue = check_queue_name(queue)
         self._task_timeout = task_timeout
-        if (
-            isinstance(max_payload_bytes, bool)
-            or not isinstance(max_payload_bytes, int)
-            or (max_payload_bytes < 1)
-        ):
-            raise ConfigError(f"max_payload_bytes must be an int >= 1, got {max_payload_bytes!r}")
+        check_int("max_payload_bytes", max_payload_bytes, 1)
+        check_int("max_connections", max_connections, 1)
         self._max_payload_bytes = max_payload_bytes
+        self._max_connections = max_connections
         self._signer = Signer.from_settings(
             secret, allow_unsigned, previous_secrets, queue=self.queue
         )
         self._connect_timeout = connect_timeout
-        self._store = QueueStore(url, self.queue, connect_timeout)
-        self._listener: ResultListener | None = None
+        self._store = QueueStore(url, self.queue, connect_timeout, max_connections)
         self._callbacks = CallbackRunner()
+        self._held = _Held(self._store, self._callbacks)
+        self._release = weakref.finalize(self, self._held.close)
+        self._release.atexit = False  # the process ends: the system frees it all
         self._lock = threading.Lock()
         self._closed = False
 
@@ -98,17 +107,11 @@ class BaseProducer:
     def _ensure_listener(self) -> ResultListener:
         with self._lock:
             self._check_open()
-            if self._listener is None:
-                self._listener = ResultListener(self._store, self._signer)
-            return self._listener
-
-    def _not_found(self, task_id: str) -> TaskNotFound:
-        stamp = queued_at(task_id)
-        if stamp is None:
-            return TaskNotFound(f"no task {task_id} was ever queued on {self.queue!r}")
-        when = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
-        return ResultExpired(f"the result of task {task_id} (queued on {self.queue!r} at "
-                             f"{when}) has expired (result_ttl) or was purged")  # fmt: skip
+            if self._held.listener is None:
+                store = QueueStore(self.redis_url, self.queue, self._connect_timeout,
+                                   _LISTENER_CONNECTIONS)  # fmt: skip
+                self._held.listener = ResultListener(store, self._signer)
+            return self._held.listener
 
     def _close_sync(self) -> bool:
         """Mark closed, fail every waiting call, and stop the listener, the callback
@@ -118,10 +121,21 @@ class BaseProducer:
             if self._closed:
                 return False
             self._closed = True
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.fail_all(lambda _id: ShuttingDown("producer closed"))
-            listener.close()
-        self._callbacks.close()
-        self._store.close()
+        self._release()
         return True
+
+
+class _Held:
+    """What a producer holds open, apart from it, so that its finalizer can close it."""
+
+    def __init__(self, store: QueueStore, callbacks: CallbackRunner) -> None:
+        self.store = store
+        self.callbacks = callbacks
+        self.listener: ResultListener | None = None
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.fail_all(lambda _id: ShuttingDown("producer closed"))
+            self.listener.close()
+        self.callbacks.close()
+        self.store.close()

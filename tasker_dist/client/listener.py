@@ -2,27 +2,41 @@
 
 Workers publish each result on the reply channel named in its envelope, so results come
 back without polling and without a blocked connection per waiting call. Results of tasks
-queued elsewhere (`Producer.result`) are announced on the task's done channel, to which the
+queued elsewhere (`Producer.result`) come on the task's done channel, to which the
 listener subscribes while someone waits.
 
 Pub/sub delivers only what is published after Redis has registered a subscription, and
 replays nothing missed while a connection was down. So the result keys are read again
 each time Redis confirms a subscription (first, and after every reconnect, when redis-py
 subscribes again): a result stored before that moment is found by the read, and one
-stored after it is announced.
+stored after it is published on the channel.
+
+The listener thread alone uses the connection, and waits on it without a timeout of its
+own: a caller that needs a done channel subscribed (or no longer) queues the change and
+wakes the thread, so the change is sent at once, and an idle listener costs no CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import operator
 import threading
 from concurrent.futures import Future, InvalidStateError
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from ..backoff import Backoff
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import RedisUnavailable, SerializationError, TaskLost, TaskRejected
+from ..errors import (
+    RedisUnavailable,
+    ResultExpired,
+    SerializationError,
+    TaskLost,
+    TaskNotFound,
+    TaskRejected,
+)
 from ..store import QueueStore, reply_channel
 from ..wire import (
     Outcome,
@@ -30,17 +44,21 @@ from ..wire import (
     decode_result,
     new_task_id,
     peek_task_id,
+    queued_at,
     unverified_contents,
 )
 
-__all__ = ["ResultListener", "TaskFuture"]
+__all__ = ["ResultListener", "TaskFuture", "missing"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long the listener thread waits for a message before applying new subscriptions.
-_TICK_S = 0.05
+# What workers of earlier versions publish on a done channel instead of the result.
+_ANNOUNCED = b"1"
+
+# Messages handled at most before the result keys they call for are read.
+_BATCH = 1000
 
 
 class TaskFuture(Future[T], Generic[T]):
@@ -67,16 +85,20 @@ class ResultListener:
         self._epoch = 0
         # (subscribe?, channel) changes for the listener thread, applied in order.
         self._changes: list[tuple[bool, str]] = []
+        # Tasks whose result keys the listener thread is to read (their done channels
+        # were confirmed); kept until a read succeeds.
+        self._unread: dict[str, None] = {}
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._subscription = store.subscription()
         self._thread = threading.Thread(target=self._run, name="tasker-results", daemon=True)
         self._thread.start()
-        if not self._ready.wait(store.timeout):
-            raise RedisUnavailable(f"result listener could not subscribe on {store.url}")
-        if self._error is not None:
-            raise self._error
+        if not self._ready.wait(store.timeout) or self._error is not None:
+            self.close()
+            raise self._error or RedisUnavailable(
+                f"result listener could not subscribe on {store.url}"
+            )
 
     # -- called by producers ------------------------------------------------------------
     def expect(self, task_id: str) -> TaskFuture[Any]:
@@ -97,7 +119,7 @@ class ResultListener:
                 return future
             future = self._futures[task_id] = TaskFuture(task_id, self._epoch)
             self._foreign[task_id] = 1
-            self._changes.append((True, self._store.keys.done_channel(task_id)))
+            self._change(True, self._store.keys.done_channel(task_id))
         return future
 
     def deliver(self, task_id: str, data: bytes) -> None:
@@ -133,9 +155,13 @@ class ResultListener:
                 _settle(future, error=error_for(task_id))
 
     def close(self) -> None:
+        """Stop the thread and close the store (the listener's own)."""
         self._closed.set()
-        self._thread.join(timeout=2)
+        self._subscription.wake()
+        if threading.current_thread() is not self._thread:  # a finalizer may run on it
+            self._thread.join(timeout=2)
         self._subscription.close()
+        self._store.close()
 
     # -- the listener thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -152,9 +178,8 @@ class ResultListener:
         while not self._closed.is_set():
             try:
                 self._apply_subscriptions()
-                message = self._subscription.get_message(_TICK_S)
-                if message is not None:
-                    self._handle(message.kind, message.channel, message.data)
+                self._handle_arrived()
+                self._read_unread()
                 backoff.reset()
             except RedisUnavailable as exc:
                 self._epoch += 1
@@ -164,25 +189,49 @@ class ResultListener:
             except Exception:  # a bug of ours: every later call would hang without us
                 log.exception("result listener: handling a message failed; going on")
 
+    def _handle_arrived(self) -> None:
+        """Wait for a message, then handle it and those already arrived behind it (up
+        to `_BATCH`), so that the result keys they call for are read in one round trip."""
+        message = self._subscription.get_message()
+        for _ in range(_BATCH):
+            if message is None or self._closed.is_set():  # closed by a waiter's callback
+                return
+            self._handle(message.kind, message.channel, message.data)
+            message = self._subscription.get_message(wait=False)
+
     def _apply_subscriptions(self) -> None:
         with self._lock:
             changes, self._changes = self._changes, []
-        for subscribe, channel in changes:
-            if subscribe:
-                self._subscription.subscribe(channel)  # its result is read once Redis confirms
-            else:
-                self._subscription.unsubscribe(channel)
+        # In order, but each run of subscriptions (or of unsubscriptions) as one command.
+        runs = [
+            (subscribe, [channel for _, channel in run])
+            for subscribe, run in itertools.groupby(changes, key=operator.itemgetter(0))
+        ]
+        for i, (subscribe, channels) in enumerate(runs):
+            try:
+                if subscribe:
+                    self._subscription.subscribe(*channels)  # results read once confirmed
+                else:
+                    self._subscription.unsubscribe(*channels)
+            except RedisUnavailable:
+                # redis-py subscribes again after a reconnect only to what it sent: the
+                # rest goes out then, ahead of later changes, or its waiters hear nothing.
+                with self._lock:
+                    self._changes[:0] = [(s, c) for s, run in runs[i:] for c in run]
+                raise
 
     def _handle(self, kind: str, name: str, data: Any) -> None:
         rejected = name == self._store.keys.rejected_channel
         if kind == "message":
             if name == self.channel or rejected:
                 self._resolve_bytes(data)
-            else:  # a done channel: the task finished, its result is in its key
-                self._recheck([name.rsplit(":", 1)[1]])
+            elif data == _ANNOUNCED:  # a worker that publishes no result: read its key
+                self._unread[name.rsplit(":", 1)[1]] = None
+            else:  # a done channel: the result itself
+                self._resolve_bytes(data, name.rsplit(":", 1)[1])
         elif kind == "subscribe" and not rejected:
             if name != self.channel:
-                self._recheck([name.rsplit(":", 1)[1]])
+                self._unread[name.rsplit(":", 1)[1]] = None
             elif not self._ready.is_set():
                 self._ready.set()  # from now on no result of ours can be missed
             else:  # subscribed again after a reconnect
@@ -199,20 +248,26 @@ class ResultListener:
         # A task queued elsewhere and waited for only since the outage is read when Redis
         # confirms its done channel instead.
         ids = [t for t, before in waiting.items() if before or t not in foreign]
-        for task_id, (known, data) in zip(ids, self._store.presence(ids), strict=True):
-            if data is not None:
-                self._resolve_bytes(data, task_id)
-            elif not known and waiting[task_id]:
+        for task_id, presence in zip(ids, self._store.presence(ids), strict=True):
+            if presence.result is not None:
+                self._resolve_bytes(presence.result, task_id)
+            elif presence.queued or not waiting[task_id]:
+                continue
+            elif presence.finished:  # its result expired while the connection was down
+                self._fail(task_id, missing(task_id, self._store.keys.queue, finished=True))
+            else:
                 log.error("task %s is lost: Redis no longer has it", task_id)
                 lost = TaskLost(f"task {task_id} is lost: Redis no longer has it queued, "
                                 "running or finished (it restarted without its data, or "
                                 "the keys were deleted)")  # fmt: skip
                 self._fail(task_id, lost)
 
-    def _recheck(self, task_ids: list[str]) -> None:
-        if not task_ids:
+    def _read_unread(self) -> None:
+        if not self._unread:
             return
+        task_ids = list(self._unread)
         for task_id, data in zip(task_ids, self._store.get_results(task_ids), strict=True):
+            del self._unread[task_id]
             if data is not None:
                 self._resolve_bytes(data, task_id)
 
@@ -266,7 +321,14 @@ class ResultListener:
         try:
             self._changes.remove((True, channel))
         except ValueError:
-            self._changes.append((False, channel))
+            self._change(False, channel)
+
+    def _change(self, subscribe: bool, channel: str) -> None:
+        """Queue a change for the listener thread (the lock is held), and wake it if
+        this is the first since it took the last ones: one wake-up for many changes."""
+        if not self._changes:
+            self._subscription.wake()
+        self._changes.append((subscribe, channel))
 
     def _fail(self, task_id: str, error: BaseException) -> None:
         future = self._take(task_id)
@@ -283,6 +345,20 @@ class ResultListener:
             _settle(future, error=exc)
         else:
             _settle(future, value=value)
+
+
+def missing(task_id: str, queue: str, finished: bool) -> TaskNotFound:
+    """The error for a task Redis has neither queued, running nor a result of: its result
+    expired if it ``finished`` (its id is kept in a finished set longer than the result),
+    else there is no such task."""
+    if not finished:
+        return TaskNotFound(f"no task {task_id} was ever queued on {queue!r}, or its "
+                            "result expired more than a result_ttl ago")  # fmt: skip
+    when, stamp = "", queued_at(task_id)
+    if stamp is not None:
+        when = f" at {datetime.fromtimestamp(stamp, UTC).isoformat(timespec='seconds')}"
+    return ResultExpired(f"the result of task {task_id} (queued on {queue!r}{when}) has "
+                         "expired (result_ttl) or was deleted")  # fmt: skip
 
 
 def _settle(

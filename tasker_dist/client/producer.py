@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from ..metrics import Metrics, Stats, build_metrics, build_stats
 from .base import BaseProducer
-from .listener import TaskFuture
+from .listener import TaskFuture, missing
 from .queueing import QueueingMethods
 from .submission import Options, chunks
 
@@ -72,12 +72,12 @@ class Producer(BaseProducer, QueueingMethods):
         listener = self._ensure_listener()
         future = listener.watch(task_id)
         if not future.done():
-            [(known, data)] = self._store.presence([task_id])
-            if data is not None:  # finished before anyone here waited
-                listener.deliver(task_id, data)
-            elif not known:  # neither queued, running nor finished
+            [presence] = self._store.presence([task_id])
+            if presence.result is not None:  # finished before anyone here waited
+                listener.deliver(task_id, presence.result)
+            elif not presence.queued:  # neither queued, running nor finished
                 listener.unwatch(task_id)
-                raise self._not_found(task_id)
+                raise missing(task_id, self.queue, presence.finished)
         try:
             return future.result(timeout)
         except FutureTimeout:

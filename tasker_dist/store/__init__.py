@@ -8,11 +8,13 @@ layers.
 
 from .async_queue_store import AsyncQueueStore
 from .calls import Fetched, Finished, Heartbeat
+from .connection import MAX_CONNECTIONS
 from .embedded_server import EmbeddedServer, find_server_binary
 from .keys import QueueKeys, reply_channel
 from .queue_store import QueueStore
 
 __all__ = [
+    "MAX_CONNECTIONS",
     "AsyncQueueStore",
     "EmbeddedServer",
     "Fetched",

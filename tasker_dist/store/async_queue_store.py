@@ -14,7 +14,7 @@ from redis.commands.core import AsyncScript
 from ..errors import RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
-from .connection import call_async, connect_async
+from .connection import MAX_CONNECTIONS, call_async, connect_async
 from .keys import QueueKeys
 from .scripts import source
 
@@ -22,10 +22,12 @@ __all__ = ["AsyncQueueStore"]
 
 
 class AsyncQueueStore:
-    def __init__(self, url: str, queue: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect_async(url, timeout)
+        self.client = connect_async(url, timeout, max_connections=max_connections)
         self._scripts: dict[str, AsyncScript] = {}
 
     async def _run(self, job: cmd.ScriptCall) -> Any:
@@ -39,7 +41,7 @@ class AsyncQueueStore:
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))
 
-    async def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
+    async def presence(self, task_ids: Sequence[str]) -> list[cmd.Presence]:
         """See `QueueStore.presence`."""
         commands = cmd.presence_commands(self.keys, task_ids)
         return cmd.parse_presence(await self._pipeline("reading tasks", commands))

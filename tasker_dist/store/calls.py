@@ -18,12 +18,14 @@ __all__ = [
     "Fetched",
     "Finished",
     "Heartbeat",
+    "Presence",
     "ScriptCall",
     "cancel_call",
     "cluster_commands",
     "complete_call",
     "enqueue_call",
     "fetch_call",
+    "finished_ttl_ms",
     "heartbeat_call",
     "parse_cluster",
     "parse_fetch",
@@ -111,15 +113,23 @@ def parse_fetch(reply: Sequence[Any]) -> tuple[int, list[Fetched]]:
     return now_ms, tasks
 
 
+def finished_ttl_ms(result_ttl_ms: int) -> int:
+    """How long a finished set (`QueueKeys.finished`) is kept after its last addition: a
+    caller who asks within another `result_ttl` (at least a minute) after a result
+    expired hears that it expired, not that the task never existed."""
+    return result_ttl_ms + max(result_ttl_ms, 60_000)
+
+
 def complete_call(
     keys: QueueKeys, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[Finished]
 ) -> ScriptCall:
-    args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix]
+    args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix, finished_ttl_ms(ttl_ms)]
     results: list[bytes] = []
     result_prefix = raw(keys.result(""))
     for f in finished:
         task_id = raw(f.task_id)
         results.append(result_prefix + task_id)
+        results.append(raw(keys.finished(f.task_id)))
         args.extend((
             task_id, f.delivery, f.status, f.result, f.reply_to,
             round(f.exec_s * 1e6) if f.exec_s is not None else -1,
@@ -170,18 +180,14 @@ def retry_failed_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]]) -> Sc
 
 
 def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
-    args: list[Any] = [ttl_ms]
+    args: list[Any] = [ttl_ms, finished_ttl_ms(ttl_ms)]
+    per_task: list[bytes] = []
     for task_id, result in items:
         args.extend((raw(task_id), result, raw(keys.done_channel(task_id))))
+        per_task.extend((raw(keys.result(task_id)), raw(keys.finished(task_id))))
     return ScriptCall(
         "cancel",
-        [
-            keys.tasks,
-            keys.retries,
-            keys.deliveries,
-            keys.cancelled,
-            *(raw(keys.result(task_id)) for task_id, _ in items),
-        ],
+        [keys.tasks, keys.retries, keys.deliveries, keys.cancelled, *per_task],
         args,
     )
 
@@ -256,19 +262,34 @@ def cluster_commands(keys: QueueKeys) -> list[tuple[Any, ...]]:
     ]
 
 
+class Presence(NamedTuple):
+    """What Redis has of one task: ``queued`` (or running: its envelope is stored), its
+    stored ``result``, and whether it ``finished`` (its id in a finished set, which
+    outlives the result: neither means no such task)."""
+
+    queued: bool
+    result: bytes | None
+    finished: bool
+
+
 def presence_commands(keys: QueueKeys, task_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    """For each task, whether its envelope is stored (queued or running), then its result:
-    in that order, so a task that finishes in between is seen as running, never as
-    neither (then `parse_presence`)."""
+    """For each task, whether its envelope is stored (queued or running), its result, and
+    whether it is in its finished set: in that order, so a task that finishes meanwhile
+    is seen as running or finished, and a result that expires meanwhile as expired, never
+    as neither (then `parse_presence`)."""
     commands: list[tuple[Any, ...]] = []
     for task_id in task_ids:
         commands.append(("HEXISTS", keys.tasks, raw(task_id)))
         commands.append(("GET", keys.result(task_id)))
+        commands.append(("SISMEMBER", raw(keys.finished(task_id)), raw(task_id)))
     return commands
 
 
-def parse_presence(replies: Sequence[Any]) -> list[tuple[bool, bytes | None]]:
-    return [(bool(replies[i]), replies[i + 1]) for i in range(0, len(replies), 2)]
+def parse_presence(replies: Sequence[Any]) -> list[Presence]:
+    return [
+        Presence(bool(replies[i]), replies[i + 1], bool(replies[i + 2]))
+        for i in range(0, len(replies), 3)
+    ]
 
 
 def worker_commands(keys: QueueKeys, worker_ids: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -32,6 +32,14 @@ except ImportError:  # older redis-py reads its version once, at import
 # Blocking reads (BRPOP) last at most this long, so a stopping worker is never stuck.
 BLOCK_S = 1.0
 
+# An idle connection is checked (PING) when next used after this long; a pub/sub
+# connection waits at most this long, so that its check is made.
+HEALTH_CHECK_S = 30
+
+#: Connections a client opens at most, by default. Callers beyond that wait for one
+#: rather than fail: each holds it for one command, bounded by the command timeout.
+MAX_CONNECTIONS = 20
+
 
 def _options(timeout: float, blocking: bool) -> dict[str, Any]:
     return {
@@ -40,7 +48,7 @@ def _options(timeout: float, blocking: bool) -> dict[str, Any]:
         # which Redis answers after BLOCK_S at the latest.
         "socket_timeout": timeout + (BLOCK_S if blocking else 0.0),
         "socket_keepalive": True,
-        "health_check_interval": 30,
+        "health_check_interval": HEALTH_CHECK_S,
         # redis-py's own retries nest (connect inside command) and multiply the timeout:
         # `call` retries once instead, and only a dropped connection, never a timeout.
         "retry": Retry(NoBackoff(), retries=0),
@@ -63,14 +71,30 @@ class _Packer(HiredisRespSerializer):
         return super().pack(*args)  # type: ignore[no-any-return]
 
 
-def connect(url: str, timeout: float, *, blocking: bool = False) -> redis.Redis:
-    """A thread-safe client (a connection pool) for ``url``; connects lazily."""
-    return redis.Redis.from_url(url, **_options(timeout, blocking), command_packer=_Packer())
+def connect(
+    url: str,
+    timeout: float,
+    *,
+    blocking: bool = False,
+    max_connections: int = MAX_CONNECTIONS,
+) -> redis.Redis:
+    """A thread-safe client for ``url`` that opens at most ``max_connections``
+    connections, lazily: a caller finding all of them busy waits for one."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=None, command_packer=_Packer(),
+        **_options(timeout, blocking),
+    )  # fmt: skip
+    return redis.Redis.from_pool(pool)
 
 
-def connect_async(url: str, timeout: float) -> redis.asyncio.Redis:
-    """An asyncio client for ``url``; connects lazily."""
-    return redis.asyncio.Redis.from_url(url, **_options(timeout, False))
+def connect_async(
+    url: str, timeout: float, *, max_connections: int = MAX_CONNECTIONS
+) -> redis.asyncio.Redis:
+    """`connect` for asyncio."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=None, **_options(timeout, False)
+    )
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from redis.commands.core import Script
 from ..errors import RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
-from .connection import BLOCK_S, call, connect, redis_errors
+from .connection import BLOCK_S, MAX_CONNECTIONS, call, connect, redis_errors
 from .keys import QueueKeys
 from .scripts import source
 from .subscription import Subscription
@@ -30,10 +30,12 @@ WAKE_TTL_MS = 10_000
 
 
 class QueueStore:
-    def __init__(self, url: str, queue: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect(url, timeout)
+        self.client = connect(url, timeout, max_connections=max_connections)
         self._blocking: redis.Redis | None = None
         #: Connect and command timeout (seconds).
         self.timeout = timeout
@@ -66,9 +68,9 @@ class QueueStore:
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
         return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
 
-    def presence(self, task_ids: Sequence[str]) -> list[tuple[bool, bytes | None]]:
-        """For each task: whether it is queued or running, and its stored result (one
-        round trip)."""
+    def presence(self, task_ids: Sequence[str]) -> list[cmd.Presence]:
+        """For each task: whether it is queued or running, its stored result, and whether
+        it finished (one round trip)."""
         commands = cmd.presence_commands(self.keys, task_ids)
         return cmd.parse_presence(self._pipeline("reading tasks", commands))
 
@@ -216,7 +218,7 @@ class QueueStore:
 
     def subscription(self) -> Subscription:
         """A pub/sub connection of its own (for a result listener)."""
-        return Subscription(self.client, self.url)
+        return Subscription(self.client, self.url, self.timeout)
 
     def close(self) -> None:
         self.client.close()

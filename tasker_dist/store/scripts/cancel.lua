@@ -1,8 +1,11 @@
 #!lua flags=allow-oom
 -- Cancel tasks that have not finished, storing a result for each.
 -- KEYS[1] tasks hash    KEYS[2] retries hash    KEYS[3] deliveries hash
--- KEYS[4] cancelled hash    KEYS[4 + i] result key of task i
--- ARGV[1] result TTL (ms), then per task: id, result envelope, done channel
+-- KEYS[4] cancelled hash
+-- KEYS[3 + 2i] result key of task i   KEYS[4 + 2i] the finished set it goes in
+-- ARGV[1] result TTL (ms)   ARGV[2] how long (ms) a finished set is kept after its
+-- last addition
+-- then per task: id, result envelope, done channel (the result is published there)
 -- Each task costs O(1), wherever it stands: its envelope and bookkeeping are deleted and
 -- its id is marked in the cancelled hash, which the fetch that later pops the id from its
 -- lane (or the completion of the worker running it) reads to drop it. Taking the id off
@@ -10,14 +13,15 @@
 -- A task already finished (no envelope) is left alone.
 -- Returns the ids cancelled.
 local ids = {}
-for o = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[o] end
+for o = 3, #ARGV, 3 do ids[#ids + 1] = ARGV[o] end
 local envelopes = hmget(KEYS[1], ids)
-local out, marks = {}, {}
+local out, marks, sets = {}, {}, {}
 for i, id in ipairs(ids) do
   if envelopes[i] then
-    local o = 2 + (i - 1) * 3
-    redis.call('SET', KEYS[4 + i], ARGV[o + 1], 'PX', ARGV[1])
-    redis.call('PUBLISH', ARGV[o + 2], '1')
+    local o = 3 + (i - 1) * 3
+    redis.call('SET', KEYS[3 + 2 * i], ARGV[o + 1], 'PX', ARGV[1])
+    note_finished(sets, KEYS[4 + 2 * i], id)
+    redis.call('PUBLISH', ARGV[o + 2], ARGV[o + 1])
     out[#out + 1] = id
     marks[#marks + 1] = id
     marks[#marks + 1] = '1'
@@ -25,4 +29,5 @@ for i, id in ipairs(ids) do
 end
 for k = 1, 3 do call_chunked('HDEL', KEYS[k], out) end
 call_chunked('HSET', KEYS[4], marks)
+add_finished(sets, ARGV[2])
 return out

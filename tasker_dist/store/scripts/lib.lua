@@ -36,3 +36,25 @@ local function wake(key)
     redis.call('LPUSH', key, '1')
   end
 end
+
+-- Note that task `id` finished, for its finished set `key` (see keys.py); `sets` collects
+-- the ids of one call by set, which `add_finished` then records with one SADD per set.
+local function note_finished(sets, key, id)
+  local ids = sets[key]
+  if not ids then
+    ids = {}
+    sets[key] = ids
+  end
+  ids[#ids + 1] = id
+end
+
+-- Record the ids `note_finished` collected, and keep each set at least `ttl` ms from now
+-- (never less: workers may keep results for different times).
+local function add_finished(sets, ttl)
+  for key, ids in pairs(sets) do
+    call_chunked('SADD', key, ids)
+    if redis.call('PTTL', key) < tonumber(ttl) then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+end
