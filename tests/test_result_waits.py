@@ -113,7 +113,9 @@ def test_a_worker_that_announces_only_that_a_task_finished_is_still_heard(
         # Both reads done, and neither found a result: the caller's own, and the
         # listener's once Redis confirmed the done channel.
         wait_until(lambda: reads() >= before + 2, message="the waiter to read twice")
-        frame = Signer.from_settings(None, False).seal(encode_success(task_id, "announced"))
+        frame = Signer.from_settings(None, False, queue=queue).seal(
+            encode_success(task_id, "announced")
+        )
         raw_redis.set(keys.result(task_id), frame)
         raw_redis.publish(keys.done_channel(task_id), b"1")
         assert waiting.result(10) == "announced"
@@ -174,7 +176,7 @@ def test_a_subscription_lost_with_the_connection_is_made_again() -> None:
         def close(self) -> None:
             pass
 
-    listener = ResultListener(Store(), Signer(None, allow_unsigned=True))  # type: ignore[arg-type]
+    listener = ResultListener(Store(), Signer(None, allow_unsigned=True, queue="q"))  # type: ignore[arg-type]
     try:
         task_id = new_task_id()
         listener.watch(task_id)
