@@ -115,6 +115,41 @@ def process_tree(root: int) -> set[int]:
     return tree
 
 
+#: Set in the environment of a program a test starts, so that `tagged` finds every
+#: process it went on to start, at any depth, also those orphaned when it died.
+TAG_ENV = "TASKER_TEST_TAG"
+
+
+def tagged(tag: str) -> set[int]:
+    """Live processes whose environment holds ``TASKER_TEST_TAG=<tag>`` (from /proc)."""
+    entry = f"{TAG_ENV}={tag}".encode()
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if entry in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return {pid for pid in found if alive(pid)}
+
+
+def _signal_set(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split(f"\n{field}:", 1)[1].split()[0], 16)
+
+
+def catches(pid: int, signum: int) -> bool:
+    """``pid`` has a handler for ``signum`` (else its default action applies)."""
+    return bool(_signal_set(pid, "SigCgt") >> (signum - 1) & 1)
+
+
+def pending(pid: int, signum: int) -> bool:
+    """``signum`` was sent to ``pid`` and not delivered yet: one more of the same number
+    sent now would be merged with it by the kernel (standard signals do not queue)."""
+    both = _signal_set(pid, "ShdPnd") | _signal_set(pid, "SigPnd")
+    return bool(both >> (signum - 1) & 1)
+
+
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie (dead, waiting to be reaped)."""
     try:
