@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import pytest
 import redis
 
 from tasker_dist import Producer
-from tasker_dist.parent_death import die_with_parent
+from tasker_dist.parent_death import spawn
 from tasker_dist.store.embedded_server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +134,11 @@ def tagged(tag: str) -> set[int]:
     return {pid for pid in found if alive(pid)}
 
 
+def temp_dirs_of(pid: int) -> list[Path]:
+    """Temp dirs of a tasker process (they are named after their owner's pid)."""
+    return list(Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"))
+
+
 def _signal_set(pid: int, field: str) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split(f"\n{field}:", 1)[1].split()[0], 16)
@@ -171,11 +177,8 @@ class ChildProcess:
         # The child writes to its own copy of the descriptor: ours can go at once.
         with open(log_path, "wb") as log:
             # If the test run itself dies (killed, not failed), its children go with it.
-            self.proc = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see parent_death.py
-            )  # fmt: skip
+            self.proc = spawn(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
 
     @property
     def pid(self) -> int:

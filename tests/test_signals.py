@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +20,20 @@ from pathlib import Path
 import pytest
 
 from tasker_dist import Producer
+from tasker_dist.parent_death import spawn
+from tasker_dist.store.embedded_server import EmbeddedServer
 
 from . import tasks
 from .conftest import (
     ROOT,
     TAG_ENV,
+    TASKER_BIN,
     WORKER_BIN,
     ChildProcess,
     catches,
     pending,
     tagged,
+    temp_dirs_of,
     wait_until,
 )
 
@@ -163,3 +168,127 @@ def test_every_signal_pair_stops_then_kills_at_any_moment(redis_url: str, tmp_pa
     }  # fmt: skip
     _report(figures)
     print(figures)
+
+
+#: How a test ends `tasker demo` / `tasker server`: Ctrl-C in their terminal (SIGINT to
+#: the whole foreground process group), ``kill``, the terminal closing, ``kill -9``.
+ENDINGS = ("SIGINT to its group", "SIGTERM", "SIGHUP", "SIGKILL")
+GONE_S = 10.0  # from the signal to the exit, and to nothing it started being left
+
+
+class _Command:
+    """``tasker <args>`` in a session of its own (so SIGINT to its group is what a
+    terminal's Ctrl-C does), its output in a file, everything it starts tagged."""
+
+    def __init__(self, args: list[str], tmp_path: Path) -> None:
+        self.tag = uuid.uuid4().hex
+        self.log = tmp_path / "output"
+        with open(self.log, "wb") as log:
+            env = {**os.environ, TAG_ENV: self.tag}
+            self.proc = spawn([TASKER_BIN, *args], stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+
+    def kill_all(self) -> None:
+        """SIGKILL to it and everything it started (after a test that failed)."""
+        for pid in tagged(self.tag) | {self.proc.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str) -> None:
+        wait_until(lambda: text in self.output() or self.proc.poll() is not None,
+                   timeout=60, message=repr(text))  # fmt: skip
+        assert text in self.output(), self.output()
+
+    def wait_for_handlers(self) -> None:
+        """Until it handles SIGHUP (Python does not): before, a signal's default action
+        ends it while Python still loads, before it has started anything."""
+        wait_until(lambda: catches(self.proc.pid, signal.SIGHUP), timeout=30,
+                   message="its signal handlers")  # fmt: skip
+
+    def end(self, how: str) -> float:
+        """End it ``how`` (one of ENDINGS); returns when the signal was sent."""
+        if how == "SIGINT to its group":
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.Signals[how])
+        return time.monotonic()
+
+    def assert_all_gone(self, how: str, sent: float, status: int) -> float:
+        """It exits with ``status`` (-9 for SIGKILL) within GONE_S of the signal, with
+        nothing it started still running and its temporary directory removed (after a
+        SIGKILL: by the next start of a private server). Returns the seconds to exit."""
+        pid = self.proc.pid
+        try:
+            code = self.proc.wait(GONE_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {GONE_S} s after {how}:\n{self.output()}")
+        took = time.monotonic() - sent
+        if how == "SIGKILL":
+            assert code == -signal.SIGKILL
+            wait_until(lambda: not tagged(self.tag), timeout=GONE_S - took,
+                       message="what it started to die with it")  # fmt: skip
+            EmbeddedServer.start().stop()  # removes directories their owners left
+        else:
+            assert code == status, self.output()
+            assert not tagged(self.tag), f"left running after {how}:\n{self.output()}"
+        assert temp_dirs_of(pid) == []
+        return took
+
+
+@pytest.fixture
+def tasker(tmp_path: Path) -> Iterator[Callable[..., _Command]]:
+    """Start ``tasker <args>`` as a `_Command`; whatever is left is killed afterwards."""
+    started: list[_Command] = []
+
+    def start(*args: str) -> _Command:
+        started.append(_Command(list(args), tmp_path))
+        return started[-1]
+
+    yield start
+    for command in started:
+        command.kill_all()
+
+
+@pytest.mark.parametrize("moment", ["starting", "running"])
+@pytest.mark.parametrize("how", ENDINGS)
+def test_the_demo_ends_everything_it_started_on_any_ending_signal(
+    how: str, moment: str, tasker: Callable[..., _Command]
+) -> None:
+    """At a random moment of its start-up (server and daemons starting) or of its run:
+    everything it started (server, daemons, their worker processes) is gone when it
+    exits, within GONE_S, its daemons stopped gracefully, its directory removed."""
+    demo = tasker("demo", "--tasks", "1000000")
+    if moment == "starting":
+        demo.wait_for_handlers()
+    else:
+        demo.wait_for_output("daemons up")
+    time.sleep(random.uniform(0, 1.0))  # the moment is the thing under test
+    sent = demo.end(how)
+    signum = signal.SIGINT if how == "SIGINT to its group" else signal.Signals[how]
+    took = demo.assert_all_gone(how, sent, 128 + signum)
+    out = demo.output()
+    if how != "SIGKILL" and moment == "running":  # starting, a daemon may be loading yet
+        assert "daemons stopped (exit codes [0, 0])" in out, out
+    _report({"program": "demo", "how": how, "moment": moment, "seconds": took})
+
+
+@pytest.mark.parametrize("moment", ["starting", "serving"])
+@pytest.mark.parametrize("how", ENDINGS)
+def test_tasker_server_ends_its_server_on_any_ending_signal(
+    how: str, moment: str, tasker: Callable[..., _Command]
+) -> None:
+    """At a random moment while its server starts, or while it serves: the server it
+    started is gone when it exits 0, within GONE_S, and its directory removed."""
+    server = tasker("server")
+    if moment == "starting":
+        server.wait_for_handlers()
+    else:
+        server.wait_for_output("redis://")
+    time.sleep(random.uniform(0, 0.3))  # the moment is the thing under test
+    sent = server.end(how)
+    took = server.assert_all_gone(how, sent, 0)
+    _report({"program": "server", "how": how, "moment": moment, "seconds": took})
