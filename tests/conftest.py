@@ -3,6 +3,7 @@ test, and real `tasker-worker` processes that tests start, signal and kill."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -134,9 +135,15 @@ def tagged(tag: str) -> set[int]:
     return {pid for pid in found if alive(pid)}
 
 
-def temp_dirs_of(pid: int) -> list[Path]:
-    """Temp dirs of a tasker process (they are named after their owner's pid)."""
-    return list(Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"))
+def temp_dirs_of(pid: int, since: float = 0.0) -> list[Path]:
+    """Temp dirs of a tasker process (they are named after their owner's pid) made at
+    or after ``since`` (wall time): not those an earlier process with that pid left."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"):
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            if path.stat().st_ctime >= since:
+                found.append(path)
+    return found
 
 
 def _signal_set(pid: int, field: str) -> int:

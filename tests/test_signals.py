@@ -183,6 +183,7 @@ class _Command:
     def __init__(self, args: list[str], tmp_path: Path) -> None:
         self.tag = uuid.uuid4().hex
         self.log = tmp_path / "output"
+        self.began = time.time()
         with open(self.log, "wb") as log:
             env = {**os.environ, TAG_ENV: self.tag}
             self.proc = spawn([TASKER_BIN, *args], stdout=log, stderr=subprocess.STDOUT,
@@ -235,7 +236,7 @@ class _Command:
         else:
             assert code == status, self.output()
             assert not tagged(self.tag), f"left running after {how}:\n{self.output()}"
-        assert temp_dirs_of(pid) == []
+        assert temp_dirs_of(pid, since=self.began) == []
         return took
 
 
