@@ -3,11 +3,13 @@ test, and real `tasker-worker` processes that tests start, signal and kill."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ import pytest
 import redis
 
 from tasker_dist import Producer
-from tasker_dist.parent_death import die_with_parent
+from tasker_dist.parent_death import spawn
 from tasker_dist.store.embedded_server import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +127,52 @@ def process_tree(root: int) -> set[int]:
     return tree
 
 
+#: Set in the environment of a program a test starts, so that `tagged` finds every
+#: process it went on to start, at any depth, also those orphaned when it died.
+TAG_ENV = "TASKER_TEST_TAG"
+
+
+def tagged(tag: str) -> set[int]:
+    """Live processes whose environment holds ``TASKER_TEST_TAG=<tag>`` (from /proc)."""
+    entry = f"{TAG_ENV}={tag}".encode()
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if entry in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return {pid for pid in found if alive(pid)}
+
+
+def temp_dirs_of(pid: int, since: float = 0.0) -> list[Path]:
+    """Temp dirs of a tasker process (they are named after their owner's pid) made at
+    or after ``since`` (wall time): not those an earlier process with that pid left."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"):
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            if path.stat().st_ctime >= since:
+                found.append(path)
+    return found
+
+
+def _signal_set(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split(f"\n{field}:", 1)[1].split()[0], 16)
+
+
+def catches(pid: int, signum: int) -> bool:
+    """``pid`` has a handler for ``signum`` (else its default action applies)."""
+    return bool(_signal_set(pid, "SigCgt") >> (signum - 1) & 1)
+
+
+def pending(pid: int, signum: int) -> bool:
+    """``signum`` was sent to ``pid`` and not delivered yet: one more of the same number
+    sent now would be merged with it by the kernel (standard signals do not queue)."""
+    both = _signal_set(pid, "ShdPnd") | _signal_set(pid, "SigPnd")
+    return bool(both >> (signum - 1) & 1)
+
+
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie (dead, waiting to be reaped)."""
     try:
@@ -146,11 +194,8 @@ class ChildProcess:
         # The child writes to its own copy of the descriptor: ours can go at once.
         with open(log_path, "wb") as log:
             # If the test run itself dies (killed, not failed), its children go with it.
-            self.proc = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see parent_death.py
-            )  # fmt: skip
+            self.proc = spawn(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
 
     @property
     def pid(self) -> int:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import tempfile
-from pathlib import Path
 
 import redis
 
-from .conftest import TASKER_BIN, alive, process_tree, run_tasker
-
-
-def _leftovers(pid: int) -> list[Path]:
-    """Temp dirs of a tasker process (they are named after their owner's pid)."""
-    return list(Path(tempfile.gettempdir()).glob(f"tasker-*-{pid}-*"))
+from .conftest import TASKER_BIN, alive, process_tree, run_tasker, temp_dirs_of
 
 
 def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
@@ -37,7 +30,7 @@ def test_demo_runs_a_cluster_shows_stats_and_cleans_up() -> None:
     completed, failed = map(int, re.findall(r"(\d+) (?:completed|failed)", done))
     assert completed + failed == 400
     assert "daemons stopped (exit codes [0, 0])" in stdout
-    assert _leftovers(proc.pid) == []  # no temp dir of the server or the logs is left
+    assert temp_dirs_of(proc.pid) == []  # no temp dir of the server or the logs is left
 
 
 def test_tasker_server_serves_until_interrupted() -> None:
@@ -59,7 +52,7 @@ def test_tasker_server_serves_until_interrupted() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    assert _leftovers(proc.pid) == []
+    assert temp_dirs_of(proc.pid) == []
 
 
 def test_commands_without_a_redis_url_explain_what_to_pass() -> None:

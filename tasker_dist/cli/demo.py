@@ -3,17 +3,16 @@
 Starts a private Redis-compatible server, several ``tasker-worker`` daemons, and producer
 threads that queue a few thousand tasks; shows a live progress bar with cluster stats;
 then stops the daemons with SIGTERM, stops the server and removes every temp file.
+`SIGNALS` (which ``tasker demo --help`` prints) says what ends it early, and how.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -22,12 +21,24 @@ from typing import TextIO
 
 from ..client import Producer
 from ..metrics import Metrics, Stats
+from ..parent_death import spawn
+from ..signals import ENDING_SIGNALS, SignalInbox
 from ..store import EmbeddedServer
 from .demo_tasks import price_order
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["SIGNALS", "DemoOptions", "run_demo"]
 
 QUEUE = "demo"
+_STOP_S = 15.0  # how long the daemons get to stop before they are killed
+
+SIGNALS = """\
+SIGINT (Ctrl-C), SIGTERM or SIGHUP ends the demo early the same way: the producers
+stop, the daemons get SIGTERM (a graceful stop), then the server stops and the
+temporary directory is removed; exit status 128 + the signal. Another of them
+meanwhile kills the daemons at once. If the demo itself is killed (SIGKILL), every
+process it started dies with it; its temporary directory (the server's, holding the
+daemons' logs) is then removed by the next start of a private server.
+"""
 
 
 @dataclass(frozen=True)
@@ -50,16 +61,37 @@ def _start_workers(
     procs = []
     for i in range(options.workers):
         log = open(os.path.join(logdir, f"worker-{i}.log"), "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen(
+        # A terminal's Ctrl-C reaches the demo only, which stops them before the server
+        # they use; they die with the demo (and their worker processes with them).
+        procs.append(spawn(
             [sys.executable, "-m", "tasker_dist.worker", "tasker_dist.cli.demo_tasks:config",
-             "--redis-url", url, "--queue", QUEUE],
+             "--redis-url", url, "--queue", QUEUE], signal.SIGKILL,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         ))  # fmt: skip
         log.close()  # the child keeps its own descriptor
     return procs
 
 
-def _produce(url: str, secret: str, first: int, count: int, errors: list[BaseException]) -> None:
+def _stop_workers(workers: list[subprocess.Popen[bytes]], signals: SignalInbox) -> list[int]:
+    """SIGTERM to each daemon (a graceful stop); SIGKILL to those still running if a
+    signal comes meanwhile, or after ``_STOP_S``. Returns their exit codes."""
+    seen = signals.count
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_S
+    while any(w.poll() is None for w in workers):
+        if signals.count > seen or time.monotonic() > deadline:
+            for w in workers:
+                w.kill()
+        signals.wait(0.05)
+    return [w.wait() for w in workers]
+
+
+def _produce(
+    url: str, secret: str, first: int, count: int, errors: list[BaseException],
+    stop: threading.Event,
+) -> None:  # fmt: skip
     """One producer: queue ``count`` orders in small batches, a few on the priority lane."""
     try:
         with Producer(url, QUEUE, secret=secret) as producer:
@@ -68,7 +100,8 @@ def _produce(url: str, secret: str, first: int, count: int, errors: list[BaseExc
                 size = min(batch, first + count - start)
                 orders = [(n,) for n in range(start, start + size)]
                 producer.enqueue_many(price_order, orders, priority=start % 1000 == 0)
-                time.sleep(0.02)  # a steady stream, as from a web app, not one burst
+                if stop.wait(0.02):  # a steady stream, as from a web app, not one burst
+                    return
     except BaseException as exc:
         errors.append(exc)
 
@@ -91,75 +124,91 @@ def _line(total: int, stats: Stats, m: Metrics) -> str:
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Returns the exit status: 0, 1 if something failed, 128 + the signal that ended
+    it early."""
+    with SignalInbox(ENDING_SIGNALS) as signals:
+        with EmbeddedServer.start() as server:
+            code = _run(options, server, signals, out)
+        # also a signal that came during the clean-up: the user cut the demo short
+        return 128 + signals.received[0] if signals.count else code
+
+
+def _run(options: DemoOptions, server: EmbeddedServer, signals: SignalInbox, out: TextIO) -> int:
     tty = out.isatty()
-    logdir = tempfile.mkdtemp(prefix=f"tasker-demo-{os.getpid()}-")
     secret = secrets.token_hex(32)  # a private cluster: its own signing secret
-    server = EmbeddedServer.start()
+    print(f"Redis-compatible server on {server.url}", file=out)
     workers: list[subprocess.Popen[bytes]] = []
+    producers: list[threading.Thread] = []
+    stop = threading.Event()
     try:
-        print(f"Redis-compatible server on {server.url}", file=out)
-        workers = _start_workers(server.url, secret, options, logdir)
-        monitor = Producer(server.url, QUEUE, secret=secret)
-        deadline = time.monotonic() + 30
-        while len(monitor.stats().workers) < options.workers:
-            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                print("workers did not start; see their logs:", file=out)
-                for path in sorted(Path(logdir).iterdir()):
-                    print(path.read_text(errors="replace"), file=out)
-                return 1
-            time.sleep(0.05)
-        print(
-            f"{options.workers} tasker-worker daemons up; {options.producers} producers "
-            f"queueing {options.tasks} tasks",
-            file=out,
-        )
-        errors: list[BaseException] = []
-        share = options.tasks // options.producers
-        producers = [
-            threading.Thread(target=_produce, args=(
-                server.url, secret, i * share,
-                share if i < options.producers - 1 else options.tasks - i * share, errors))
-            for i in range(options.producers)
-        ]  # fmt: skip
-        for t in producers:
-            t.start()
-        last_print = 0.0
-        while True:
-            stats, metrics = monitor.stats(), monitor.metrics()
-            done = metrics.total_tasks_completed + metrics.total_tasks_failed
-            now = time.monotonic()
+        workers.extend(_start_workers(server.url, secret, options, server.workdir))
+        with Producer(server.url, QUEUE, secret=secret) as monitor:
+            deadline = time.monotonic() + 30
+            while len(monitor.stats().workers) < options.workers and not signals.count:
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    print("workers did not start; see their logs:", file=out)
+                    for path in sorted(Path(server.workdir).glob("worker-*.log")):
+                        print(path.read_text(errors="replace"), file=out)
+                    return 1
+                signals.wait(0.05)
+            if signals.count:
+                return _interrupted(signals, out)
+            print(
+                f"{options.workers} tasker-worker daemons up; {options.producers} producers "
+                f"queueing {options.tasks} tasks",
+                file=out,
+            )
+            errors: list[BaseException] = []
+            share = options.tasks // options.producers
+            producers.extend(
+                threading.Thread(target=_produce, args=(
+                    server.url, secret, i * share,
+                    share if i < options.producers - 1 else options.tasks - i * share,
+                    errors, stop))
+                for i in range(options.producers)
+            )  # fmt: skip
+            for t in producers:
+                t.start()
+            last_print = 0.0
+            while True:
+                stats, metrics = monitor.stats(), monitor.metrics()
+                done = metrics.total_tasks_completed + metrics.total_tasks_failed
+                now = time.monotonic()
+                if tty:
+                    out.write("\r" + _line(options.tasks, stats, metrics))
+                    out.flush()
+                elif now - last_print >= 1.0 or done >= options.tasks:
+                    print(_line(options.tasks, stats, metrics), file=out)
+                    last_print = now
+                if done >= options.tasks or errors or signals.count:
+                    break
+                signals.wait(0.2)
             if tty:
-                out.write("\r" + _line(options.tasks, stats, metrics))
-                out.flush()
-            elif now - last_print >= 1.0 or done >= options.tasks:
-                print(_line(options.tasks, stats, metrics), file=out)
-                last_print = now
-            if done >= options.tasks or errors:
-                break
-            time.sleep(0.2)
+                out.write("\n")
+            if signals.count:
+                return _interrupted(signals, out)
+            if errors:
+                print(f"a producer failed: {errors[0]!r}", file=out)
+                return 1
+            m = monitor.metrics()
+            print(
+                f"done: {m.total_tasks_completed} completed, {m.total_tasks_failed} failed "
+                f"(by design, 1 in 200), p50 {m.p50_execution_time * 1000:.1f} ms, "
+                f"p99 {m.p99_execution_time * 1000:.1f} ms, "
+                f"average wait {m.average_wait_time * 1000:.1f} ms",
+                file=out,
+            )
+            return 0
+    finally:
+        stop.set()
         for t in producers:
             t.join()
-        if tty:
-            out.write("\n")
-        if errors:
-            print(f"a producer failed: {errors[0]!r}", file=out)
-            return 1
-        m = monitor.metrics()
-        print(
-            f"done: {m.total_tasks_completed} completed, {m.total_tasks_failed} failed "
-            f"(by design, 1 in 200), p50 {m.p50_execution_time * 1000:.1f} ms, "
-            f"p99 {m.p99_execution_time * 1000:.1f} ms, "
-            f"average wait {m.average_wait_time * 1000:.1f} ms",
-            file=out,
-        )
-        monitor.close()
-        return 0
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-        codes = [w.wait(30) for w in workers]
+        codes = _stop_workers(workers, signals)
         if workers:
             print(f"daemons stopped (exit codes {codes}); stopping the server", file=out)
-        server.stop()
-        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _interrupted(signals: SignalInbox, out: TextIO) -> int:
+    print(f"{signal.Signals(signals.received[0]).name}: stopping the daemons and the server",
+          file=out)  # fmt: skip
+    return 1  # run_demo turns it into 128 + the signal

@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
-import threading
 from typing import Any
 
 from ..config import resolve_redis_url
 from ..errors import ConfigError, TaskerError
+from ..signals import ENDING_SIGNALS, SignalInbox
 from ..store import QueueStore
 from . import failed
+from .demo import SIGNALS
 
 __all__ = ["main"]
 
@@ -32,7 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run a local cluster with producers and live stats")
+    demo = sub.add_parser(
+        "demo",
+        help="run a local cluster with producers and live stats",
+        description="Run a private server, tasker-worker daemons and producers on this\n"
+        "machine, with live stats; then stop them all and remove the temporary files.",
+        epilog=SIGNALS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--tasks", type=int, default=4000)
     demo.add_argument("--workers", type=int, default=2, help="tasker-worker daemons")
     demo.add_argument("--producers", type=int, default=2)
@@ -47,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     _target(stop)
     stop.add_argument("--worker", help="one worker id (see `tasker stats`); default: all")
 
-    sub.add_parser("server", help="run a local Redis-compatible server until interrupted")
+    sub.add_parser(
+        "server",
+        help="run a local Redis-compatible server until interrupted",
+        description="Run a private Redis-compatible server on a free loopback port and "
+        "print its URL. SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, removes its temporary "
+        "directory and exits 0; if this command is killed (SIGKILL), the server dies with "
+        "it and the next start of a private server removes the directory.",
+    )
     failed.add_parser(sub, _target)
     return p
 
@@ -89,12 +103,10 @@ def _show(value: Any, as_json: bool) -> None:
 def _serve() -> int:
     from ..store import EmbeddedServer
 
-    with EmbeddedServer.start() as server:
+    # the inbox first: a signal that comes while the server starts stops it once started
+    with SignalInbox(ENDING_SIGNALS) as signals, EmbeddedServer.start() as server:
         print(server.url, flush=True)
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        signal.signal(signal.SIGINT, lambda *_: done.set())
-        done.wait()
+        signals.wait_for(lambda: signals.count)
     return 0
 
 

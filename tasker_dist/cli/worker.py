@@ -1,11 +1,8 @@
 """``tasker-worker module:config``: run a worker daemon.
 
-SIGTERM or SIGINT stops it gracefully (fetch nothing new, hand back what was fetched but
-not started, finish running tasks, destroy resources, exit 0); a second signal kills it
-(cancel running tasks, hand them back to the queue after ``kill_grace``, exit 1). Exit
-code 2 means a bad command line or Config, 3 that Redis could not be reached at start.
 The process started is a supervisor (`supervisor`) running ``--processes`` worker
-processes (`daemon`) and restarting any that a task kills.
+processes (`process`) and restarting any that a task kills. Its signals and exit codes
+are in `SIGNALS_AND_EXIT_CODES`, which ``--help`` prints.
 """
 
 from __future__ import annotations
@@ -20,12 +17,28 @@ from typing import Any
 
 from ..config import Config, resolve_redis_url
 from ..errors import ConfigError
+from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
 from ..wire import Signer
-from ..worker import serve, supervise
+from ..worker import STOP_SIGNALS, serve, supervise
 
-__all__ = ["load_config", "main"]
+__all__ = ["SIGNALS_AND_EXIT_CODES", "load_config", "main"]
+
+SIGNALS_AND_EXIT_CODES = """\
+signals (to the tasker-worker process; it passes them on to its worker processes):
+  SIGTERM or SIGINT   stop: fetch nothing new, hand back tasks fetched but not
+                      started, finish running tasks, destroy resources, exit 0
+  a second one        kill: cancel running tasks, hand those still running after
+                      kill_grace back to the queue, exit 1 (any order: INT then
+                      TERM, TERM then TERM, ...; also during start-up and during
+                      the stop; once a stop is under way no process is started)
+  further ones        change nothing
+
+exit codes: 0 stopped, 1 killed, 2 bad command line or Config, 3 Redis unreachable
+at start; a signal in the first ~0.3 s, while Python still loads and nothing has
+started, ends the process as it would any program (exit status 128+signal)
+"""
 
 
 def load_config(target: str) -> Config[Any]:
@@ -53,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tasker-worker",
         description="Run a tasker-dist worker daemon serving one queue.",
+        epilog=SIGNALS_AND_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "config",
@@ -104,24 +119,28 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    raw = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(raw)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
-    try:
-        config = _configure(args)
-        if args.processes < 1:
-            raise ConfigError(f"--processes must be >= 1, got {args.processes}")
-    except ValueError as exc:  # ConfigError included
-        print(f"tasker-worker: {exc}", file=sys.stderr)
-        return ExitCode.BAD_CONFIG
-    assert config.redis_url is not None
-    store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
-    try:
-        return supervise(
-            lambda worker_id, status_fd: serve(config, worker_id, status_fd), args.processes, store
+    # First of all: a signal from now on is counted, whatever start-up is doing (the
+    # Config module's import may take long), and ends it once it is done.
+    with SignalInbox(STOP_SIGNALS) as signals:
+        raw = sys.argv[1:] if argv is None else argv
+        args = _parser().parse_args(raw)
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
         )
-    finally:
-        store.close()
+        try:
+            config = _configure(args)
+            if args.processes < 1:
+                raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+        except ValueError as exc:  # ConfigError included
+            print(f"tasker-worker: {exc}", file=sys.stderr)
+            return ExitCode.BAD_CONFIG
+        assert config.redis_url is not None
+        store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+        try:
+            return supervise(
+                lambda worker_id, status_fd: serve(config, worker_id, status_fd),
+                args.processes, store, signals,
+            )  # fmt: skip
+        finally:
+            store.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from ..errors import EmbeddedServerError
-from ..parent_death import die_with_parent
+from ..parent_death import spawn
 
 __all__ = ["EmbeddedServer", "find_server_binary"]
 
@@ -83,10 +83,9 @@ def _alive(pid: int) -> bool:
 
 
 def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=die_with_parent,  # noqa: PLW1509
-    )  # fmt: skip
+    # In a session of its own: a terminal's Ctrl-C reaches its owner only, which stops
+    # it after what uses it (the server would otherwise quit first).
+    return spawn(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 class EmbeddedServer:

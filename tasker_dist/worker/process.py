@@ -1,9 +1,9 @@
 """One worker process: a `WorkerRuntime` driven by signals (run by the supervisor).
 
-SIGTERM or SIGINT stops it gracefully; a second signal kills it. Before a clean exit it
-writes how it ended (the name of its `ExitCode`) to its status pipe, so the supervisor
-can tell a clean exit from a task that ended the interpreter (``os._exit``) with the
-same exit code.
+SIGTERM or SIGINT stops it gracefully; any such signal once a stop is under way (asked
+for by a signal or through Redis) kills it. Before a clean exit it writes how it ended
+(the name of its `ExitCode`) to its status pipe, so the supervisor can tell a clean exit
+from a task that ended the interpreter (``os._exit``) with the same exit code.
 """
 
 from __future__ import annotations
@@ -12,21 +12,25 @@ import logging
 import os
 import signal
 import threading
-from types import FrameType
 from typing import Any
 
 from ..config import Config
 from ..errors import TaskerError
+from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
 from .runtime import WorkerRuntime
 
-__all__ = ["STOP_SIGNALS", "serve"]
+__all__ = ["ASK_KILL", "ASK_STOP", "STOP_SIGNALS", "serve"]
 
 log = logging.getLogger("tasker_dist.worker")
 
-#: Each stops gracefully, the second kills (the supervisor passes them on).
+#: Each stops gracefully, the second kills.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: What the supervisor sends its worker processes for a stop, then for a kill: two
+#: different signals, which the kernel cannot merge into one while a worker process
+#: that is starting still blocks them.
+ASK_STOP, ASK_KILL = STOP_SIGNALS
 
 
 def _report(status_fd: int | None, code: ExitCode) -> ExitCode:
@@ -39,33 +43,44 @@ def _report(status_fd: int | None, code: ExitCode) -> ExitCode:
 def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> int:
     """Run until stopped; returns the process exit code."""
     assert config.redis_url is not None
-    store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
-    signals: list[int] = []
-    wake = threading.Event()
+    with SignalInbox(STOP_SIGNALS) as signals:
+        # the supervisor forks worker processes with these blocked (see supervisor.py):
+        # any sent meanwhile are delivered now, and counted
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+        try:
+            return _report(status_fd, _run(config, store, worker_id, signals))
+        finally:
+            store.close()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signals.append(signum)
-        wake.set()
 
-    runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=wake.set)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
-    # the supervisor forks worker processes with these blocked (see supervisor.py)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+def _run(
+    config: Config[Any], store: QueueStore, worker_id: str | None, signals: SignalInbox
+) -> ExitCode:
+    requested = threading.Event()  # a stop asked for through Redis (`tasker stop`)
+
+    def on_stop_request() -> None:
+        requested.set()
+        signals.nudge()
+
+    runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=on_stop_request)
     try:
         runtime.start()
     except TaskerError as exc:
         log.error("cannot start: %s", exc)
         return ExitCode.NO_START
-    wake.wait()
-    seen = len(signals)
+    signals.wait_for(lambda: signals.count or requested.is_set())
+    spent = min(signals.count, 1)  # the signal that asked for this stop, if one did
     log.info("stopping: finishing running tasks (signal again to kill)")
-    threading.Thread(target=runtime.stop, name="tasker-stop", daemon=True).start()
-    while not runtime.wait(0.1):
-        if len(signals) > seen:
-            log.warning("second signal: killing")
-            runtime.kill()
-            store.close()
-            return _report(status_fd, ExitCode.KILLED)
-    store.close()
-    return _report(status_fd, ExitCode.STOPPED)
+
+    def stop() -> None:
+        runtime.stop()
+        signals.nudge()
+
+    threading.Thread(target=stop, name="tasker-stop", daemon=True).start()
+    signals.wait_for(lambda: runtime.stopped or signals.count > spent)
+    if runtime.stopped:
+        return ExitCode.STOPPED
+    log.warning("second signal: killing")
+    runtime.kill()
+    return ExitCode.KILLED

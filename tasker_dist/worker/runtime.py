@@ -91,6 +91,7 @@ class WorkerRuntime:
         self._heartbeat = threading.Thread(target=self._beat_loop, name="tasker-heartbeat",
                                            daemon=True)  # fmt: skip
         self._heartbeat_stop = threading.Event()
+        self._quiesced = threading.Event()
         self._stopped = threading.Event()
         self._killed = threading.Event()
         self._ended = False
@@ -136,6 +137,9 @@ class WorkerRuntime:
         self._slots.cancel_running(CancelReason.KILLED)
         if self._begin_end():
             self._quiesce()
+        # A stop in another thread may be quiescing: what it hands back must be back
+        # before this process may end.
+        self._quiesced.wait()
         self._slots.cancel_running(CancelReason.KILLED)  # any task that started meanwhile
         stuck = self._slots.settle_running(self._config.kill_grace)
         if stuck and self._kill_mode is KillMode.REQUEUE:
@@ -143,6 +147,7 @@ class WorkerRuntime:
         elif stuck:
             self._runner.fail_cancelled(stuck)
         self._finish()
+        self._stopped.wait()  # when a stop in another thread is the one finishing
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the runtime has stopped."""
@@ -160,11 +165,14 @@ class WorkerRuntime:
             return True
 
     def _quiesce(self) -> None:
-        self._slots.halting.set()
-        self._fetcher.stop(timeout=5)
-        unstarted = self._local.drain()
-        self._local.close()
-        self._hand_back(unstarted, "fetched but unstarted", logging.INFO)
+        try:
+            self._slots.halting.set()
+            self._fetcher.stop(timeout=5)
+            unstarted = self._local.drain()
+            self._local.close()
+            self._hand_back(unstarted, "fetched but unstarted", logging.INFO)
+        finally:
+            self._quiesced.set()
 
     def _hand_back(self, jobs: list[Job], what: str, level: int) -> None:
         if not jobs:

@@ -4,7 +4,8 @@ A task that ends its interpreter (``os._exit``, a segfault, the OOM killer) take
 worker process with it; the supervisor logs that loudly, hands the tasks that process
 held back to the queue at once, and starts a new process (after a growing pause, so a
 task that kills every process it touches cannot spin the host). Signals are passed on:
-the first stops the workers gracefully, a second kills them.
+the first stops the workers gracefully, a second kills them; once a stop was asked for,
+no worker process is started or restarted.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import NoReturn
 
 from ..backoff import Backoff
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import RedisUnavailable
 from ..parent_death import die_with_parent
+from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
-from .process import STOP_SIGNALS
+from .process import ASK_KILL, ASK_STOP, STOP_SIGNALS
 from .runtime import new_worker_id
 
 __all__ = ["RestartPause", "supervise"]
@@ -93,17 +94,19 @@ class _Child:
     exit_code: int | None = None
     status: bytes = field(default=b"")
 
-    def start(self) -> None:
+    def start(self, signals: SignalInbox) -> None:
         self.worker_id = new_worker_id()
         read_fd, write_fd = os.pipe()
         # Forked, not exec'd: the child starts with Python, tasker_dist and the user's
         # Config module already imported (a fresh interpreter would spend ~0.15 s on
-        # that). Signals stay blocked across the fork so the child never runs the
-        # supervisor's handler, which would signal its siblings.
+        # that). Signals stay blocked across the fork until the child has its own
+        # inbox: one delivered before would be counted in the supervisor's.
+        supervisor = os.getpid()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
-            _run_child(self.main, self.worker_id, read_fd, write_fd)
+            signals.close()
+            _run_child(self.main, self.worker_id, supervisor, read_fd, write_fd)
         self.pid = pid  # before unblocking: a signal pending since the fork reaches it
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
@@ -132,15 +135,17 @@ class _Child:
         return os.waitstatus_to_exitcode(wait_status)
 
 
-def _run_child(main: WorkerMain, worker_id: str, read_fd: int, write_fd: int) -> NoReturn:
+def _run_child(
+    main: WorkerMain, worker_id: str, supervisor: int, read_fd: int, write_fd: int
+) -> NoReturn:
     """The forked worker process: never returns into the supervisor's code."""
     code: int = ExitCode.KILLED
     try:
         os.close(read_fd)
         os.setsid()  # a terminal's Ctrl-C reaches the supervisor only, which passes it on
-        die_with_parent(signal.SIGKILL)
+        die_with_parent(signal.SIGKILL, supervisor)
         # The forwarded signals are still blocked: `main` unblocks them once its own
-        # handlers replace the supervisor's, so a stop sent while it starts is graceful.
+        # inbox receives them, so a stop or kill sent while it starts is counted.
         code = main(worker_id, write_fd)
     except BaseException:
         log.exception("worker process %s failed", worker_id)
@@ -160,47 +165,42 @@ def _describe(code: int) -> str:
 
 
 def supervise(
-    main: WorkerMain, processes: int, store: QueueStore, clock: Clock = SYSTEM_CLOCK
+    main: WorkerMain,
+    processes: int,
+    store: QueueStore,
+    signals: SignalInbox,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
     """Run ``processes`` worker processes, each forked to call ``main``, until they stop;
-    returns the exit code."""
+    returns the exit code. ``signals`` receives `STOP_SIGNALS` (those that came before
+    count too): the first stops the worker processes, the second kills them."""
     children = [_Child(i, main, RestartPause(clock)) for i in range(processes)]
-    signals: list[int] = []
+    asked = 0  # how many of (stop, kill) the worker processes were sent
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signals.append(signum)
-        for child in children:
-            child.send_signal(signum)
-
-    def start(child: _Child) -> None:
-        child.start()
-        if signals:  # a stop that came before this child existed is meant for it too
-            child.send_signal(signals[0])
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
-    for child in children:
-        start(child)
     while any(c.exit_code is None for c in children):
+        while asked < min(signals.count, 2):
+            for child in children:
+                child.send_signal((ASK_STOP, ASK_KILL)[asked])
+            asked += 1
         for child in children:
             if child.exit_code is not None:
                 continue
-            if child.restarts.waiting:
-                if signals:
+            if child.pid is None:  # not started yet, or waiting to be restarted
+                if signals.count:
                     child.exit_code = ExitCode.STOPPED
-                elif child.restarts.due():
-                    start(child)
+                elif not child.restarts.waiting or child.restarts.due():
+                    child.start(signals)
                 continue
             code = child.collect()
             if code is None:
                 continue
-            if signals or child.status in _CLEAN_ENDS or code in (
+            if signals.count or child.status in _CLEAN_ENDS or code in (
                 ExitCode.BAD_CONFIG, ExitCode.NO_START
             ):  # fmt: skip
                 child.exit_code = code
                 continue
             _crashed(child, code, store)
-        clock.sleep(_POLL_S)
+        signals.wait(_POLL_S)
     # a worker process ended by a signal (negative code) was killed, as far as users go
     return max(ExitCode.KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
 
