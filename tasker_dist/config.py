@@ -102,6 +102,11 @@ class Config(Generic[R]):
     judged every ``burst_interval`` seconds. ``redis_url`` None means ``$TASKER_REDIS_URL``,
     or, for a `TaskManager`, a private local server started for it.
 
+    A ``tasker-worker`` supervisor keeps renewing the lease of each of its worker
+    processes while it lives, so one whose task holds the interpreter lock for minutes is
+    not taken for dead; it replaces a process as hung when its heartbeat has not run for
+    ``hung_after`` seconds and it used almost no CPU meanwhile (None: never).
+
     A task taken ``max_deliveries`` times without finishing (its worker process died each
     time) is not run again but quarantined in the failed store, which keeps the newest
     ``failed_limit`` entries.
@@ -126,6 +131,7 @@ class Config(Generic[R]):
     result_ttl: float = 86400.0
     task_timeout: float | None = None
     heartbeat_interval: float = 1.0
+    hung_after: float | None = 60.0
     kill_grace: float = 2.0
     connect_timeout: float = 5.0
     max_deliveries: int = 5
@@ -157,6 +163,7 @@ class Config(Generic[R]):
         _check_seconds("result_ttl", self.result_ttl)
         _check_seconds("task_timeout", self.task_timeout, optional=True)
         _check_seconds("heartbeat_interval", self.heartbeat_interval)
+        _check_seconds("hung_after", self.hung_after, optional=True)
         _check_seconds("kill_grace", self.kill_grace)
         _check_seconds("connect_timeout", self.connect_timeout)
         check_int("max_deliveries", self.max_deliveries, 1)

@@ -7,6 +7,7 @@ Settings come from environment variables so each test can shape its daemon.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import time
@@ -64,6 +65,7 @@ config = Config(
     max_retries=_env_int("TASKER_TEST_MAX_RETRIES", 2),
     burst_interval=float(os.environ.get("TASKER_TEST_BURST_INTERVAL", "0.2")),
     heartbeat_interval=float(os.environ.get("TASKER_TEST_HEARTBEAT", "0.2")),
+    hung_after=float(os.environ.get("TASKER_TEST_HUNG_AFTER", "60")),
     kill_grace=float(os.environ.get("TASKER_TEST_KILL_GRACE", "1.0")),
     max_deliveries=_env_int("TASKER_TEST_MAX_DELIVERIES", 5),
     result_ttl=float(os.environ.get("TASKER_TEST_RESULT_TTL", "86400")),
@@ -146,3 +148,27 @@ def ledger_task(ctx: TaskContext, r: Resource, ledger: str, n: int, seconds: flo
 def padded(ctx: TaskContext, r: Resource, n: int, padding: str) -> int:
     """A task whose arguments are large and whose result is small (filling Redis)."""
     return n
+
+
+def hold_the_gil(ctx: TaskContext, r: Resource, ledger: str, n: int, seconds: float) -> float:
+    """Logs its run to the ledger, then holds the interpreter lock for about ``seconds`` in
+    one C call (as a big regex or sort does), starving every other thread of its process;
+    returns how long that call took."""
+    ledger_task(ctx, r, ledger, n, 0)
+    start = time.monotonic()
+    sum(range(1_000_000))
+    per_item = (time.monotonic() - start) / 1_000_000
+    start = time.monotonic()
+    sum(range(int(seconds / per_item)))  # one call: no other thread runs until it returns
+    return time.monotonic() - start
+
+
+def hang_once(ctx: TaskContext, r: Resource, ledger: str, n: int, marker: str) -> str:
+    """The first run hangs its process: it holds the interpreter lock in a C call that
+    sleeps (no CPU used, no other thread runs) for a minute; later runs return at once."""
+    ledger_task(ctx, r, ledger, n, 0)
+    if os.path.exists(marker):
+        return "ran again"
+    open(marker, "w").close()
+    ctypes.PyDLL(None).sleep(60)  # PyDLL: the lock is not released around the call
+    return "woke up"

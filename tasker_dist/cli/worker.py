@@ -15,13 +15,14 @@ import os
 import sys
 from typing import Any
 
+from ..clock import SYSTEM_CLOCK
 from ..config import Config, resolve_redis_url
 from ..errors import ConfigError
 from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
 from ..wire import Signer
-from ..worker import STOP_SIGNALS, serve, supervise
+from ..worker import STOP_SIGNALS, LeaseKeeper, serve, supervise
 
 __all__ = ["SIGNALS_AND_EXIT_CODES", "load_config", "main"]
 
@@ -138,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         assert config.redis_url is not None
         store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
         try:
+            keeper = LeaseKeeper(store, config.heartbeat_interval, config.hung_after,
+                                 SYSTEM_CLOCK)  # fmt: skip
             return supervise(
-                lambda worker_id, status_fd: serve(config, worker_id, status_fd),
-                args.processes, store, signals,
+                lambda worker_id, status_fd, pulse: serve(config, worker_id, status_fd, pulse),
+                args.processes, store, signals, keeper,
             )  # fmt: skip
         finally:
             store.close()

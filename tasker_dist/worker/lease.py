@@ -17,9 +17,14 @@ from ..errors import RedisUnavailable
 from ..metrics import RATE_WINDOW_S
 from ..store import Heartbeat, QueueStore
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "lease_ttl_ms"]
 
 log = logging.getLogger("tasker_dist.worker")
+
+
+def lease_ttl_ms(heartbeat_s: float) -> int:
+    """How long a lease lasts without a heartbeat: three missed beats plus a second."""
+    return int(max(3 * heartbeat_s, 1.0) * 1000) + 1000
 
 
 class Lease:
@@ -29,7 +34,7 @@ class Lease:
         self._store = store
         self._worker_id = worker_id
         #: How long the lease lasts without a heartbeat (also the stats hash's TTL).
-        self.ttl_ms = int(max(3 * heartbeat_s, 1.0) * 1000) + 1000
+        self.ttl_ms = lease_ttl_ms(heartbeat_s)
         self._stop_seen_ms = started_ms  # stop requests up to here are handled
 
     def renew(self, stats: Mapping[str, Any]) -> Heartbeat | None:

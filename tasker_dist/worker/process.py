@@ -19,6 +19,7 @@ from ..errors import TaskerError
 from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
+from .pulse import Pulse
 from .runtime import WorkerRuntime
 
 __all__ = ["ASK_KILL", "ASK_STOP", "STOP_SIGNALS", "serve"]
@@ -40,8 +41,11 @@ def _report(status_fd: int | None, code: ExitCode) -> ExitCode:
     return code
 
 
-def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> int:
-    """Run until stopped; returns the process exit code."""
+def serve(
+    config: Config[Any], worker_id: str | None, status_fd: int | None, pulse: Pulse | None = None
+) -> int:
+    """Run until stopped; returns the process exit code. Each heartbeat beats ``pulse``,
+    which the supervisor reads."""
     assert config.redis_url is not None
     with SignalInbox(STOP_SIGNALS) as signals:
         # the supervisor forks worker processes with these blocked (see supervisor.py):
@@ -49,13 +53,17 @@ def serve(config: Config[Any], worker_id: str | None, status_fd: int | None) -> 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
         try:
-            return _report(status_fd, _run(config, store, worker_id, signals))
+            return _report(status_fd, _run(config, store, worker_id, signals, pulse))
         finally:
             store.close()
 
 
 def _run(
-    config: Config[Any], store: QueueStore, worker_id: str | None, signals: SignalInbox
+    config: Config[Any],
+    store: QueueStore,
+    worker_id: str | None,
+    signals: SignalInbox,
+    pulse: Pulse | None,
 ) -> ExitCode:
     requested = threading.Event()  # a stop asked for through Redis (`tasker stop`)
 
@@ -63,7 +71,10 @@ def _run(
         requested.set()
         signals.nudge()
 
-    runtime = WorkerRuntime(config, store, worker_id=worker_id, on_stop_request=on_stop_request)
+    runtime = WorkerRuntime(
+        config, store, worker_id=worker_id, on_stop_request=on_stop_request,
+        on_beat=None if pulse is None else pulse.beat,
+    )  # fmt: skip
     try:
         runtime.start()
     except TaskerError as exc:

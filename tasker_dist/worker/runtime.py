@@ -61,6 +61,7 @@ class WorkerRuntime:
         worker_id: str | None = None,
         kill_mode: KillMode = KillMode.REQUEUE,
         on_stop_request: Callable[[], None] | None = None,
+        on_beat: Callable[[float], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._config = config
@@ -68,6 +69,7 @@ class WorkerRuntime:
         self._store = store
         self._kill_mode = kill_mode
         self._on_stop_request = on_stop_request
+        self._on_beat = on_beat
         self._clock = clock
         self._started_ms = int(clock.time() * 1000)
         self._signer = Signer.from_settings(
@@ -238,6 +240,8 @@ class WorkerRuntime:
             self._nudge.clear()
             if self._heartbeat_stop.is_set():
                 return
+            if self._on_beat is not None:
+                self._on_beat(self._clock.monotonic())  # alive, whatever Redis says
             burst = self._clock.monotonic() >= next_burst and not self._slots.halting.is_set()
             if burst:
                 next_burst = self._clock.monotonic() + self._config.burst_interval

@@ -26,7 +26,9 @@ from ..parent_death import die_with_parent
 from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
+from .lease_keeper import LeaseKeeper, Watched
 from .process import ASK_KILL, ASK_STOP, STOP_SIGNALS
+from .pulse import Pulse
 from .runtime import new_worker_id
 
 __all__ = ["RestartPause", "supervise"]
@@ -79,8 +81,9 @@ class RestartPause:
         return self._restart_at is not None and self._clock.monotonic() >= self._restart_at
 
 
-#: Runs one worker process (in the forked child): (worker id, status fd) -> exit code.
-WorkerMain = Callable[[str, int], int]
+#: Runs one worker process (in the forked child): (worker id, status fd, pulse) -> exit
+#: code. Its heartbeat must beat the pulse (see pulse.py).
+WorkerMain = Callable[[str, int, Pulse], int]
 
 
 @dataclass
@@ -93,9 +96,11 @@ class _Child:
     status_fd: int = -1
     exit_code: int | None = None
     status: bytes = field(default=b"")
+    watched: Watched | None = None  # for the lease keeper, while the process runs
 
-    def start(self, signals: SignalInbox) -> None:
+    def start(self, signals: SignalInbox, now: float) -> None:
         self.worker_id = new_worker_id()
+        pulse = Pulse(now)
         read_fd, write_fd = os.pipe()
         # Forked, not exec'd: the child starts with Python, tasker_dist and the user's
         # Config module already imported (a fresh interpreter would spend ~0.15 s on
@@ -106,11 +111,12 @@ class _Child:
         pid = os.fork()
         if pid == 0:
             signals.close()
-            _run_child(self.main, self.worker_id, supervisor, read_fd, write_fd)
+            _run_child(self.main, self.worker_id, pulse, supervisor, read_fd, write_fd)
         self.pid = pid  # before unblocking: a signal pending since the fork reaches it
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
         self.status_fd = read_fd
+        self.watched = Watched(pid, self.worker_id, pulse)
         self.restarts.started()
         log.info("started worker process %d (%s)", pid, self.worker_id)
 
@@ -132,11 +138,14 @@ class _Child:
         os.close(self.status_fd)
         self.status = b"".join(chunks)
         self.pid = None
+        if self.watched is not None:
+            self.watched.pulse.close()
+            self.watched = None
         return os.waitstatus_to_exitcode(wait_status)
 
 
 def _run_child(
-    main: WorkerMain, worker_id: str, supervisor: int, read_fd: int, write_fd: int
+    main: WorkerMain, worker_id: str, pulse: Pulse, supervisor: int, read_fd: int, write_fd: int
 ) -> NoReturn:
     """The forked worker process: never returns into the supervisor's code."""
     code: int = ExitCode.KILLED
@@ -146,7 +155,7 @@ def _run_child(
         die_with_parent(signal.SIGKILL, supervisor)
         # The forwarded signals are still blocked: `main` unblocks them once its own
         # inbox receives them, so a stop or kill sent while it starts is counted.
-        code = main(worker_id, write_fd)
+        code = main(worker_id, write_fd, pulse)
     except BaseException:
         log.exception("worker process %s failed", worker_id)
     finally:
@@ -169,11 +178,13 @@ def supervise(
     processes: int,
     store: QueueStore,
     signals: SignalInbox,
+    keeper: LeaseKeeper,
     clock: Clock = SYSTEM_CLOCK,
 ) -> int:
     """Run ``processes`` worker processes, each forked to call ``main``, until they stop;
     returns the exit code. ``signals`` receives `STOP_SIGNALS` (those that came before
-    count too): the first stops the worker processes, the second kills them."""
+    count too): the first stops the worker processes, the second kills them. ``keeper``
+    keeps the leases of processes too busy to heartbeat, and finds the hung ones."""
     children = [_Child(i, main, RestartPause(clock)) for i in range(processes)]
     asked = 0  # how many of (stop, kill) the worker processes were sent
 
@@ -189,7 +200,7 @@ def supervise(
                 if signals.count:
                     child.exit_code = ExitCode.STOPPED
                 elif not child.restarts.waiting or child.restarts.due():
-                    child.start(signals)
+                    child.start(signals, clock.monotonic())
                 continue
             code = child.collect()
             if code is None:
@@ -200,6 +211,11 @@ def supervise(
                 child.exit_code = code
                 continue
             _crashed(child, code, store)
+        running = [c.watched for c in children if c.watched is not None]
+        for hung in keeper.tick(running):
+            log.error("killing hung worker process %d; its tasks go back to the queue", hung.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGKILL)
         signals.wait(_POLL_S)
     # a worker process ended by a signal (negative code) was killed, as far as users go
     return max(ExitCode.KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
