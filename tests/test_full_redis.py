@@ -1,5 +1,6 @@
 """A Redis at its ``maxmemory`` under ``noeviction`` (the policy the README asks for):
-producers are told `QueueFull`, workers drain it anyway, and queueing works again after.
+producers are told `QueueFull`, workers drain it anyway, and queueing works again after;
+under a policy that evicts, a caller whose task was evicted is told.
 
 Before, every fetch and completion script was refused at the limit (their first write
 needs memory) while heartbeats passed: nothing drained and nothing freed memory."""
@@ -8,8 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasker_dist import Producer, QueueFull
+import pytest
+import redis
+
+from tasker_dist import Producer, QueueFull, TaskLost
+from tasker_dist.client import listener
 from tasker_dist.store.embedded_server import EmbeddedServer
+from tasker_dist.store.keys import QueueKeys
 
 from . import tasks
 from .conftest import ChildProcess, run_tasker, wait_until
@@ -56,5 +62,29 @@ def test_a_full_redis_is_drained_and_producers_hear_queue_full(
             )
             assert not producer.stats().redis_full
             assert producer.queue_task(tasks.padded, -1, PADDING) == -1  # queues again
+    finally:
+        server.stop()
+
+
+def test_a_caller_whose_task_redis_evicted_hears_it(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under an evicting maxmemory-policy Redis may drop a queued task while its caller
+    waits; the listener checks every SWEEP_S (30 s; 0.3 s here) for the tasks waited for
+    since before its previous check, so the caller is told instead of waiting forever."""
+    monkeypatch.setattr(listener, "SWEEP_S", 0.3)
+    server = EmbeddedServer.start(("--maxmemory-policy", "allkeys-lru"))
+    try:
+        with Producer(server.url, queue) as producer:
+            futures = [producer.queue_task_async(tasks.padded, n, "") for n in range(3)]
+            keys = QueueKeys(queue)
+            client = redis.Redis.from_url(server.url)
+            client.delete(keys.tasks, keys.pending)  # what evicting those keys does
+            client.close()
+            wait_until(lambda: all(f.done() for f in futures), message="the callers to hear")
+            for future in futures:
+                with pytest.raises(TaskLost, match="evicted by Redis under maxmemory-policy "
+                                   "allkeys-lru"):  # fmt: skip
+                    future.result(0)
     finally:
         server.stop()

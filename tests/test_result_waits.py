@@ -144,7 +144,7 @@ class DroppingSubscription:
     def wake(self) -> None:
         self.woken.set()
 
-    def get_message(self, *, wait: bool = True) -> Message | None:
+    def get_message(self, *, wait: bool = True, timeout: float | None = None) -> Message | None:
         if self.pending:
             return self.pending.pop(0)
         if wait:
@@ -169,6 +169,9 @@ def test_a_subscription_lost_with_the_connection_is_made_again() -> None:
 
         def subscription(self) -> DroppingSubscription:
             return subscription
+
+        def eviction_policy(self) -> str | None:
+            return None  # CONFIG not allowed, as on a managed Redis
 
         def get_results(self, task_ids: list[str]) -> list[bytes | None]:
             return [None] * len(task_ids)

@@ -225,7 +225,7 @@ class FlakySubscription:
     def wake(self) -> None:
         self.woken.set()
 
-    def get_message(self) -> Message | None:
+    def get_message(self, *, wait: bool = True, timeout: float | None = None) -> Message | None:
         if self.pending:
             return self.pending.pop(0)
         if self.failures > 0:
@@ -250,6 +250,9 @@ def test_the_result_listener_backs_off_while_redis_is_down() -> None:
 
         def subscription(self) -> FlakySubscription:
             return subscription
+
+        def eviction_policy(self) -> str | None:
+            return None  # CONFIG not allowed, as on a managed Redis
 
         def close(self) -> None:
             pass

@@ -60,14 +60,19 @@ _ANNOUNCED = b"1"
 # Messages handled at most before the result keys they call for are read.
 _BATCH = 1000
 
+#: Under a maxmemory-policy that evicts, how often (seconds) the listener checks that
+#: the tasks it waits for are still in Redis: one evicted would be waited for forever.
+SWEEP_S = 30.0
+
 
 class TaskFuture(Future[T], Generic[T]):
     """A `concurrent.futures.Future` that also knows its task's id."""
 
-    def __init__(self, task_id: str, epoch: int = 0) -> None:
+    def __init__(self, task_id: str, epoch: int = 0, sweep: int = 0) -> None:
         super().__init__()
         self.task_id = task_id
         self._epoch = epoch  # the listener's connection epoch when it began to wait
+        self._sweep = sweep  # and how many eviction checks it had made
 
 
 class ResultListener:
@@ -83,6 +88,12 @@ class ResultListener:
         # Counts the times the connection was lost: a task waited for since before the
         # last loss is checked for in Redis once the listener is back.
         self._epoch = 0
+        # Under an evicting maxmemory-policy, every `SWEEP_S` the tasks waited for since
+        # before the previous check are checked for (see `_sweep`).
+        policy = store.eviction_policy()
+        self._evicting = policy if policy not in (None, "noeviction") else None
+        self._sweeps = 0
+        self._next_sweep = clock.monotonic() + SWEEP_S
         # (subscribe?, channel) changes for the listener thread, applied in order.
         self._changes: list[tuple[bool, str]] = []
         # Tasks whose result keys the listener thread is to read (their done channels
@@ -104,7 +115,7 @@ class ResultListener:
     def expect(self, task_id: str) -> TaskFuture[Any]:
         """A future for a task about to be queued with this listener's reply channel."""
         with self._lock:
-            future: TaskFuture[Any] = TaskFuture(task_id, self._epoch)
+            future: TaskFuture[Any] = TaskFuture(task_id, self._epoch, self._sweeps)
             self._futures[task_id] = future
         return future
 
@@ -117,7 +128,7 @@ class ResultListener:
                 if task_id in self._foreign:
                     self._foreign[task_id] += 1
                 return future
-            future = self._futures[task_id] = TaskFuture(task_id, self._epoch)
+            future = self._futures[task_id] = TaskFuture(task_id, self._epoch, self._sweeps)
             self._foreign[task_id] = 1
             self._change(True, self._store.keys.done_channel(task_id))
         return future
@@ -180,6 +191,8 @@ class ResultListener:
                 self._apply_subscriptions()
                 self._handle_arrived()
                 self._read_unread()
+                if self._evicting is not None:
+                    self._sweep()
                 backoff.reset()
             except RedisUnavailable as exc:
                 self._epoch += 1
@@ -192,7 +205,7 @@ class ResultListener:
     def _handle_arrived(self) -> None:
         """Wait for a message, then handle it and those already arrived behind it (up
         to `_BATCH`), so that the result keys they call for are read in one round trip."""
-        message = self._subscription.get_message()
+        message = self._subscription.get_message(timeout=SWEEP_S if self._evicting else None)
         for _ in range(_BATCH):
             if message is None or self._closed.is_set():  # closed by a waiter's callback
                 return
@@ -248,18 +261,38 @@ class ResultListener:
         # A task queued elsewhere and waited for only since the outage is read when Redis
         # confirms its done channel instead.
         ids = [t for t, before in waiting.items() if before or t not in foreign]
+        self._check_present(ids, {t for t in ids if waiting[t]},
+                            "it restarted without its data, or the keys were deleted")  # fmt: skip
+
+    def _sweep(self) -> None:
+        """Under an evicting maxmemory-policy, Redis may drop a task (its envelope, its
+        result) while its caller waits: every `SWEEP_S`, fail with `TaskLost` the tasks
+        waited for since before the previous check that Redis no longer has."""
+        now = self._clock.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_S
+        with self._lock:
+            self._sweeps += 1
+            ids = [t for t, f in self._futures.items()
+                   if not f.done() and f._sweep < self._sweeps - 1]  # fmt: skip
+        reason = f"evicted by Redis under maxmemory-policy {self._evicting}"
+        self._check_present(ids, set(ids), reason)
+
+    def _check_present(self, ids: list[str], lost_if_gone: set[str], why: str) -> None:
+        """Resolve each of ``ids`` whose result is stored; fail those of ``lost_if_gone``
+        that Redis has neither queued, running nor finished (``why``: how it went)."""
         for task_id, presence in zip(ids, self._store.presence(ids), strict=True):
             if presence.result is not None:
                 self._resolve_bytes(presence.result, task_id)
-            elif presence.queued or not waiting[task_id]:
+            elif presence.queued or task_id not in lost_if_gone:
                 continue
-            elif presence.finished:  # its result expired while the connection was down
+            elif presence.finished:  # its result went while nobody was listening
                 self._fail(task_id, missing(task_id, self._store.keys.queue, finished=True))
             else:
                 log.error("task %s is lost: Redis no longer has it", task_id)
                 lost = TaskLost(f"task {task_id} is lost: Redis no longer has it queued, "
-                                "running or finished (it restarted without its data, or "
-                                "the keys were deleted)")  # fmt: skip
+                                f"running or finished ({why})")  # fmt: skip
                 self._fail(task_id, lost)
 
     def _read_unread(self) -> None:

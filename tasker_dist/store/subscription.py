@@ -55,12 +55,12 @@ class Subscription:
         with contextlib.suppress(OSError):
             self._waker.send(b"\0")
 
-    def get_message(self, *, wait: bool = True) -> Message | None:
-        """The next message; None once woken, or when the connection is due for its
-        health check (sent on the next call). Without ``wait``, None at once unless a
-        message has arrived."""
+    def get_message(self, *, wait: bool = True, timeout: float | None = None) -> Message | None:
+        """The next message; None once woken, after ``timeout`` seconds if given, or when
+        the connection is due for its health check (sent on the next call). Without
+        ``wait``, None at once unless a message has arrived."""
         with redis_errors("reading pub/sub", self._url):
-            if not self._readable(wait):
+            if not self._readable(wait, timeout):
                 return None
             # Only partial data may be in: the rest of a large frame is read in time.
             message = self._pubsub.get_message(timeout=self._timeout)
@@ -69,7 +69,7 @@ class Subscription:
         channel = message["channel"].decode("utf-8", "surrogateescape")
         return Message(message["type"], channel, message["data"])
 
-    def _readable(self, wait: bool) -> bool:
+    def _readable(self, wait: bool, timeout: float | None) -> bool:
         """True once data can be read (without ``wait``: if it can be now), False on a
         wake or when the health check is due."""
         self._pubsub.check_health()  # a PING when due: its reply is then data to read
@@ -84,7 +84,8 @@ class Subscription:
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(self._wakeup, select.POLLIN)
-        ready = {fd for fd, _ in poller.poll(HEALTH_CHECK_S * 1000)}
+        limit = HEALTH_CHECK_S if timeout is None else min(timeout, HEALTH_CHECK_S)
+        ready = {fd for fd, _ in poller.poll(limit * 1000)}
         if self._wakeup.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 while self._wakeup.recv(4096):
