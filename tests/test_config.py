@@ -82,6 +82,10 @@ INVALID: list[tuple[str, object]] = [
     ("heartbeat_interval", -1),
     ("heartbeat_interval", math.nan),
     ("heartbeat_interval", None),
+    ("hung_after", 0),
+    ("hung_after", -1),
+    ("hung_after", math.nan),
+    ("hung_after", "60"),
     ("kill_grace", 0),
     ("kill_grace", -2),
     ("kill_grace", math.inf),
@@ -130,6 +134,8 @@ def test_defaults_are_valid() -> None:
     assert c.resource_pool_size is None
     assert c.max_worker_count is None
     assert c.task_timeout is None
+    assert c.hung_after == 60.0
+    assert Config(on_create=dict, hung_after=None).hung_after is None
     assert c.burst_interval > 0
     assert c.result_ttl > 0
     assert c.heartbeat_interval > 0
