@@ -41,12 +41,12 @@ def test_a_task_holding_the_interpreter_lock_past_its_lease_runs_once(
     for _ in range(2):
         start_worker(env=ENV)
     wait_until(lambda: raw_redis.zcard(QueueKeys(queue).workers) == 2, message="2 daemons")
-    hog = producer.queue_task_async(tasks.hold_the_gil, str(ledger), 0, 8.0)
+    hog = producer.queue_task_async(tasks.hold_the_gil, str(ledger), 0, 12.0)
     wait_until(lambda: _runs(ledger)[0] == 1, message="the hog to start")
     others = [producer.queue_task_async(tasks.ledger_task, str(ledger), n, 0.05)
               for n in range(1, 41)]  # fmt: skip
     held = hog.result(90)
-    assert held > 3 * 2.0  # it did starve its process well past its lease
+    assert held > 2 * 2.0  # it did starve its process well past its lease
     assert [f.result(30) for f in others] == list(range(1, 41))
     assert _runs(ledger) == dict.fromkeys(range(41), 1)  # nothing ran twice
     assert producer.metrics().total_tasks_failed == 0
