@@ -221,19 +221,21 @@ class _Command:
     def assert_all_gone(self, how: str, sent: float, status: int) -> float:
         """It exits with ``status`` (-9 for SIGKILL) within GONE_S of the signal, with
         nothing it started still running and its temporary directory removed (after a
-        SIGKILL: by the next start of a private server). Returns the seconds to exit."""
+        SIGKILL: by the next start of a private server). Returns the seconds from the
+        signal until nothing it started was running."""
         pid = self.proc.pid
         try:
             code = self.proc.wait(GONE_S)
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {GONE_S} s after {how}:\n{self.output()}")
-        took = time.monotonic() - sent
         if how == "SIGKILL":
             assert code == -signal.SIGKILL
-            wait_until(lambda: not tagged(self.tag), timeout=GONE_S - took,
-                       message="what it started to die with it")  # fmt: skip
+            wait_until(lambda: not tagged(self.tag), timeout=GONE_S - (time.monotonic() - sent),
+                       interval=0.001, message="what it started to die with it")  # fmt: skip
+            took = time.monotonic() - sent
             EmbeddedServer.start().stop()  # removes directories their owners left
         else:
+            took = time.monotonic() - sent
             assert code == status, self.output()
             assert not tagged(self.tag), f"left running after {how}:\n{self.output()}"
         assert temp_dirs_of(pid, since=self.began) == []
