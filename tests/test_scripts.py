@@ -595,6 +595,17 @@ def test_a_cancelled_task_handed_back_by_recovery_or_retry_never_runs(
     assert fake.get(keys.result("retried")) == b"c-2"
 
 
+def test_a_cancelled_task_recovered_from_a_dead_worker_leaves_no_bookkeeping(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    enqueue(store, "x")
+    store.fetch("dead", 1, HB_TTL_MS)
+    store.cancel(TTL_MS, [("x", b"c")])
+    assert store.recover(["dead"], only_stale=False) == 1  # its delivery count goes back
+    assert fetch_ids(store) == []
+    assert fake.exists(keys.deliveries, keys.retries, keys.cancelled, keys.priority) == 0
+
+
 def test_fetch_drops_a_bounded_number_of_cancelled_ids_per_call(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
@@ -608,7 +619,9 @@ def test_fetch_drops_a_bounded_number_of_cancelled_ids_per_call(
     assert fetch_ids(store, 10) == []
     assert fake.llen(keys.pending) == 1501
     assert fake.llen(keys.signal) == 1
-    assert fetch_ids(store, 10) == []
+    # however many a fetch wants, it pops no more than that many cancelled ids
+    assert fetch_ids(store, 8192) == []
+    assert fake.llen(keys.pending) == 501
     assert fetch_ids(store, 10) == ["live"]
     assert fake.exists(keys.pending, keys.cancelled) == 0
 

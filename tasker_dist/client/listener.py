@@ -205,7 +205,8 @@ class ResultListener:
     def _handle_arrived(self) -> None:
         """Wait for a message, then handle it and those already arrived behind it (up
         to `_BATCH`), so that the result keys they call for are read in one round trip."""
-        message = self._subscription.get_message(timeout=SWEEP_S if self._evicting else None)
+        due = self._next_sweep - self._clock.monotonic() if self._evicting else None
+        message = self._subscription.get_message(timeout=None if due is None else max(due, 0.0))
         for _ in range(_BATCH):
             if message is None or self._closed.is_set():  # closed by a waiter's callback
                 return

@@ -52,14 +52,24 @@ class QueueStore:
         call("PING", self.url, self.client.ping)
 
     def eviction_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy``, or None where CONFIG is not allowed (managed Redis)."""
+        """Redis's ``maxmemory-policy`` (from INFO where CONFIG is not allowed, as on
+        managed Redis), or None if neither says."""
         try:
             reply = call("CONFIG GET", self.url,
                          lambda: self.client.config_get("maxmemory-policy"))  # fmt: skip
+            policies = {cmd.text(k): cmd.text(v) for k, v in dict(reply).items()}
+            return policies.get("maxmemory-policy")
         except RedisUnavailable:
-            return None
-        policies = {cmd.text(k): cmd.text(v) for k, v in dict(reply).items()}
-        return policies.get("maxmemory-policy")
+            pass
+        policy = self._memory().get("maxmemory_policy")
+        return None if policy is None else str(policy)
+
+    def _memory(self) -> Mapping[str, Any]:
+        """INFO memory, or nothing where INFO is not allowed."""
+        try:
+            return dict(call("INFO memory", self.url, lambda: self.client.info("memory")))
+        except RedisUnavailable:
+            return {}
 
     # -- producers ----------------------------------------------------------------------
     def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
@@ -87,11 +97,7 @@ class QueueStore:
         first = self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
         ids = cmd.worker_ids(first)
         workers = self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
-        try:
-            memory = call("INFO memory", self.url, lambda: self.client.info("memory"))
-        except RedisUnavailable:
-            memory = {}  # a managed Redis that does not allow INFO
-        return cmd.parse_cluster(first, workers, memory)
+        return cmd.parse_cluster(first, workers, self._memory())
 
     def _pipeline(self, doing: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one round trip (a fresh pipeline for each try)."""

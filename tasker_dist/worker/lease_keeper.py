@@ -45,6 +45,7 @@ class Watched:
     seen: float = -1.0  # the last heartbeat time read from its pulse
     seen_at: float = 0.0  # when the keeper read it
     cpu_then: float = 0.0  # the process's CPU time then
+    hung: bool = False  # found hung (and killed): judged no more
 
 
 class LeaseKeeper:
@@ -64,6 +65,8 @@ class LeaseKeeper:
         quiet: list[Watched] = []
         hung: list[Watched] = []
         for p in processes:
+            if p.hung:
+                continue
             last = p.pulse.last()
             if last != p.seen:
                 p.seen, p.seen_at, p.cpu_then = last, now, cpu_seconds(p.pid) or 0.0
@@ -77,6 +80,7 @@ class LeaseKeeper:
                     log.error("worker process %d (%s) is hung: its heartbeat has not run for "
                               "%.0fs and it used %.1fs of CPU meanwhile", p.pid, p.worker_id,
                               silent, used)  # fmt: skip
+                    p.hung = True
                     hung.append(p)
                     continue
             quiet.append(p)

@@ -276,6 +276,9 @@ class WorkerRuntime:
         fetched goes back to the queue (the script hands back only deliveries it still
         holds), and only the running tasks it no longer holds are cancelled (their
         results would be refused)."""
+        # The running jobs first: any started after the read below was fetched after it,
+        # so is held, and must not be taken for one it lost.
+        running = self._slots.running()
         unstarted = self._local.drain()
         self._hand_back(unstarted, "fetched but unstarted", logging.WARNING)
         try:
@@ -285,8 +288,8 @@ class WorkerRuntime:
             # ones it lost run on, their results refused.
             log.error("this worker was taken for dead; could not check its tasks: %s", exc)
             return
-        cancelled = self._slots.cancel_running(
-            CancelReason.LEASE_LOST, spare=lambda job: held.get(job.task_id) == job.fetched.delivery
-        )
+        lost = [job for job in running if held.get(job.task_id) != job.fetched.delivery]
+        for job in lost:
+            job.cancel(CancelReason.LEASE_LOST)
         log.error("this worker missed its heartbeats and was taken for dead; its tasks were "
-                  "handed to other workers (%d running ones cancelled)", cancelled)  # fmt: skip
+                  "handed to other workers (%d running ones cancelled)", len(lost))  # fmt: skip

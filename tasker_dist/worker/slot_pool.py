@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..clock import Clock
@@ -87,17 +86,13 @@ class SlotPool:
         """Tasks running in the slots now."""
         return {job.task_id for slot in self._list() if (job := slot.job)}
 
-    def cancel_running(
-        self, reason: CancelReason, spare: Callable[[Job], bool] | None = None
-    ) -> int:
-        """Cancel the running tasks (but those ``spare`` is true for); returns how many."""
-        cancelled = 0
-        for slot in self._list():
-            job = slot.job
-            if job is not None and (spare is None or not spare(job)):
-                job.cancel(reason)
-                cancelled += 1
-        return cancelled
+    def running(self) -> list[Job]:
+        """The jobs running in the slots now."""
+        return [job for slot in self._list() if (job := slot.job) is not None]
+
+    def cancel_running(self, reason: CancelReason) -> None:
+        for job in self.running():
+            job.cancel(reason)
 
     def retire_idle_burst(self, count: int) -> int:
         """Ask up to ``count`` idle burst slots to leave; returns how many were asked."""

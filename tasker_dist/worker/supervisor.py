@@ -125,6 +125,11 @@ class _Child:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signum)
 
+    @property
+    def hung(self) -> bool:
+        """Found hung by the lease keeper (and killed for it)."""
+        return self.watched is not None and self.watched.hung
+
     def collect(self) -> int | None:
         """The exit code once the process ended (reading its status), else None."""
         if self.pid is None:
@@ -202,26 +207,28 @@ def supervise(
                 elif not child.restarts.waiting or child.restarts.due():
                     child.start(signals, clock.monotonic())
                 continue
+            hung = child.hung  # before collect() forgets it
             code = child.collect()
             if code is None:
                 continue
-            if signals.count or child.status in _CLEAN_ENDS or code in (
+            if not hung and (signals.count or child.status in _CLEAN_ENDS or code in (
                 ExitCode.BAD_CONFIG, ExitCode.NO_START
-            ):  # fmt: skip
+            )):  # fmt: skip
                 child.exit_code = code
                 continue
-            _crashed(child, code, store)
+            _crashed(child, code, store, "it was hung" if hung else "most likely killed by "
+                     "the task it was running")  # fmt: skip
         running = [c.watched for c in children if c.watched is not None]
-        for hung in keeper.tick(running):
-            log.error("killing hung worker process %d; its tasks go back to the queue", hung.pid)
+        for stuck in keeper.tick(running):
+            log.error("killing hung worker process %d; its tasks go back to the queue", stuck.pid)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(hung.pid, signal.SIGKILL)
+                os.kill(stuck.pid, signal.SIGKILL)
         signals.wait(_POLL_S)
     # a worker process ended by a signal (negative code) was killed, as far as users go
     return max(ExitCode.KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
 
 
-def _crashed(child: _Child, code: int, store: QueueStore) -> None:
+def _crashed(child: _Child, code: int, store: QueueStore, why: str) -> None:
     lived = child.restarts.lived()
     try:
         handed = store.recover([child.worker_id], only_stale=False)
@@ -235,9 +242,8 @@ def _crashed(child: _Child, code: int, store: QueueStore) -> None:
         )
     pause = child.restarts.died(lived)  # from now: a slow hand-back does not shorten it
     log.error(
-        "worker process %s died (%s) after %.1fs, most likely killed by the task it was "
-        "running; %s; restarting it in %.1fs",
-        child.worker_id, _describe(code), lived,
+        "worker process %s died (%s) after %.1fs, %s; %s; restarting it in %.1fs",
+        child.worker_id, _describe(code), lived, why,
         f"handed {handed} task(s) it held back to the queue" if handed >= 0 else "",
         pause,
     )  # fmt: skip

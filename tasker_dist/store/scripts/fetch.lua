@@ -26,22 +26,30 @@ redis.call('ZADD', KEYS[8], 'NX', now + tonumber(ARGV[3]), ARGV[2])
 local out = {now}
 local taken = 0
 local ghosts = 0
-local held = {}
+local held, dropped = {}, {}
 for lane = 1, 2 do
   while taken < want and ghosts < GHOSTS do
-    local asked = want - taken
+    local asked = math.min(want - taken, GHOSTS - ghosts)
     local ids = redis.call('RPOP', KEYS[lane], asked)
     if not ids then break end
     local envelopes = hmget(KEYS[3], ids)
-    local cancelled = {}
+    local missing = {}
     for i = 1, #ids do
-      if not envelopes[i] then cancelled[ids[i]] = redis.call('HDEL', KEYS[9], ids[i]) == 1 end
+      if not envelopes[i] then missing[#missing + 1] = ids[i] end
+    end
+    local cancelled = {}
+    if #missing > 0 then
+      local marks = hmget(KEYS[9], missing)
+      for i = 1, #missing do
+        if marks[i] then cancelled[missing[i]] = true end
+      end
     end
     local retries = hmget(KEYS[4], ids)
     local counts = hmget(KEYS[5], ids)
     for i, id in ipairs(ids) do
       if cancelled[id] then
         ghosts = ghosts + 1
+        dropped[#dropped + 1] = id
       else
         local delivery = tonumber(counts[i] or '0') + 1
         held[#held + 1] = id
@@ -58,5 +66,9 @@ for lane = 1, 2 do
   end
 end
 call_chunked('HSET', KEYS[6], held)
+-- A cancelled id handed back (recovered, retried) got bookkeeping again: none is left.
+call_chunked('HDEL', KEYS[9], dropped)
+call_chunked('HDEL', KEYS[4], dropped)
+call_chunked('HDEL', KEYS[5], dropped)
 if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) > 0 then wake(KEYS[7]) end
 return out
