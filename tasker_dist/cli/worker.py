@@ -2,7 +2,7 @@
 
 The process started is a supervisor (`supervisor`) running ``--processes`` worker
 processes (`process`) and restarting any that a task kills. Its signals and exit codes
-are in `SIGNALS_AND_EXIT_CODES`, which ``--help`` prints.
+are in `_SIGNALS_AND_EXIT_CODES`, which ``--help`` prints.
 """
 
 from __future__ import annotations
@@ -24,21 +24,22 @@ from ..store import QueueStore
 from ..wire import Signer
 from ..worker import STOP_SIGNALS, LeaseKeeper, serve, supervise
 
-__all__ = ["SIGNALS_AND_EXIT_CODES", "load_config", "main"]
+__all__ = ["load_config", "main"]
 
-SIGNALS_AND_EXIT_CODES = """\
+_SIGNALS_AND_EXIT_CODES = """\
 signals (to the tasker-worker process; it passes them on to its worker processes):
   SIGTERM or SIGINT   stop: fetch nothing new, hand back tasks fetched but not
-                      started, finish running tasks, destroy resources, exit 0
+                      started, finish running tasks, destroy resources, exit 0;
+                      no worker process is started or restarted any more
   a second one        kill: cancel running tasks, hand those still running after
-                      kill_grace back to the queue, exit 1 (any order: INT then
-                      TERM, TERM then TERM, ...; also during start-up and during
-                      the stop; once a stop is under way no process is started)
+                      kill_grace back to the queue, exit 1 (0 if the stop had
+                      already ended); in any order (INT then TERM, TERM then
+                      TERM, ...), also during start-up and during the stop
   further ones        change nothing
 
 exit codes: 0 stopped, 1 killed, 2 bad command line or Config, 3 Redis unreachable
-at start; a signal in the first ~0.3 s, while Python still loads and nothing has
-started, ends the process as it would any program (exit status 128+signal)
+at start. A signal in the first ~0.3 s, while Python still loads and nothing has
+started, gets its default action: the process ends at once (status 128+signal).
 """
 
 
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tasker-worker",
         description="Run a tasker-dist worker daemon serving one queue.",
-        epilog=SIGNALS_AND_EXIT_CODES,
+        epilog=_SIGNALS_AND_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
