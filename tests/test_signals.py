@@ -142,6 +142,7 @@ def _pair_trial(
     return _Outcome("loading" if loading else ("killed" if code else "stopped"), took, ran)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_every_signal_pair_stops_then_kills_at_any_moment(redis_url: str, tmp_path: Path) -> None:
     """200 pairs of SIGINT/SIGTERM (every order), each to a fresh daemon at a random
