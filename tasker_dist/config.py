@@ -166,6 +166,15 @@ class Config(Generic[R]):
         _check_seconds("hung_after", self.hung_after, optional=True)
         _check_seconds("kill_grace", self.kill_grace)
         _check_seconds("connect_timeout", self.connect_timeout)
+        # A heartbeat waiting on a silent Redis (two calls, each tried twice) beats its
+        # pulse no more than this often: a process doing so must not look hung.
+        quiet = 4 * self.connect_timeout + self.heartbeat_interval
+        if self.hung_after is not None and self.hung_after <= quiet:
+            raise ConfigError(
+                f"hung_after ({self.hung_after:g} s) must be over 4 x connect_timeout + "
+                f"heartbeat_interval ({quiet:g} s): a worker process waiting that long on "
+                "a silent Redis is not hung"
+            )
         check_int("max_deliveries", self.max_deliveries, 1)
         check_int("failed_limit", self.failed_limit, 1)
         if self.secret is not None and (

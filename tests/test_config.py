@@ -246,3 +246,12 @@ def test_resolve_redis_url_checks_given_url(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(REDIS_URL_ENV, "redis://fine:6379")
     with pytest.raises(ConfigError, match="redis_url"):
         resolve_redis_url("memcached://x")
+
+
+def test_hung_after_must_exceed_a_heartbeat_waiting_on_a_silent_redis() -> None:
+    with pytest.raises(ConfigError, match=r"hung_after \(20 s\) must be over .* \(21 s\)"):
+        Config(on_create=dict, hung_after=20)
+    with pytest.raises(ConfigError, match="hung_after"):
+        Config(on_create=dict, connect_timeout=30)  # the default 60 s is too short then
+    assert Config(on_create=dict, connect_timeout=30, hung_after=None).hung_after is None
+    assert Config(on_create=dict, hung_after=21.5).hung_after == 21.5

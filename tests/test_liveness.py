@@ -56,7 +56,9 @@ def test_a_hung_worker_process_is_replaced_and_its_task_handed_back(
     start_worker: Callable[..., ChildProcess], producer: Producer, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    daemon = start_worker("tests.tasks:config", env={**ENV, "TASKER_TEST_HUNG_AFTER": "2"})
+    # hung_after must exceed what a heartbeat waiting on a silent Redis may take
+    env = {**ENV, "TASKER_TEST_HUNG_AFTER": "3", "TASKER_TEST_CONNECT_TIMEOUT": "0.6"}
+    daemon = start_worker("tests.tasks:config", env=env)
     result = producer.queue_task(tasks.hang_once, str(ledger), 0, str(tmp_path / "hung"))
     assert result == "ran again"
     assert _runs(ledger) == {0: 2}
