@@ -207,11 +207,12 @@ class ResultListener:
         to `_BATCH`), so that the result keys they call for are read in one round trip."""
         due = self._next_sweep - self._clock.monotonic() if self._evicting else None
         message = self._subscription.get_message(timeout=None if due is None else max(due, 0.0))
-        for _ in range(_BATCH):
+        for handled in range(1, _BATCH + 1):
             if message is None or self._closed.is_set():  # closed by a waiter's callback
                 return
             self._handle(message.kind, message.channel, message.data)
-            message = self._subscription.get_message(wait=False)
+            if handled < _BATCH:  # a message read past the batch would be lost
+                message = self._subscription.get_message(wait=False)
 
     def _apply_subscriptions(self) -> None:
         with self._lock:
