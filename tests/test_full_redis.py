@@ -7,7 +7,9 @@ needs memory) while heartbeats passed: nothing drained and nothing freed memory.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import pytest
 import redis
@@ -86,5 +88,34 @@ def test_a_caller_whose_task_redis_evicted_hears_it(
                 with pytest.raises(TaskLost, match="evicted by Redis under maxmemory-policy "
                                    "allkeys-lru"):  # fmt: skip
                     future.result(0)
+    finally:
+        server.stop()
+
+
+def test_a_task_still_being_queued_is_not_taken_for_evicted(
+    start_worker: Callable[..., ChildProcess], queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call waiting for a free connection has not queued its task yet: eviction checks
+    made meanwhile must not find it missing and fail it (its task then runs as usual)."""
+    monkeypatch.setattr(listener, "SWEEP_S", 0.2)
+    server = EmbeddedServer.start(("--maxmemory-policy", "allkeys-lru"))
+    try:
+        with Producer(server.url, queue, max_connections=2) as producer:
+            resolver = producer._ensure_listener()
+            pool = producer._store.client.connection_pool
+            held = [pool.get_connection() for _ in range(2)]
+            submitted: list[Future[int]] = []
+            submitting = threading.Thread(
+                target=lambda: submitted.append(producer.queue_task_async(tasks.padded, 7, ""))
+            )
+            submitting.start()
+            checks = resolver._sweeps
+            wait_until(lambda: resolver._sweeps >= checks + 3, message="3 eviction checks")
+            assert submitting.is_alive()  # still waiting for a connection all along
+            for connection in held:
+                pool.release(connection)
+            submitting.join(5)
+            start_worker("tests.tasks:config", "--redis-url", server.url, env=DAEMON_ENV)
+            assert submitted[0].result(timeout=30) == 7
     finally:
         server.stop()

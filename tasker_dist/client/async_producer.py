@@ -16,7 +16,7 @@ from ..metrics import Metrics, Stats, build_metrics, build_stats
 from ..store import AsyncQueueStore
 from .base import BaseProducer
 from .callbacks import Callback
-from .listener import missing
+from .listener import ResultListener, TaskFuture, missing
 from .submission import Options, chunks
 
 __all__ = ["AsyncProducer"]
@@ -72,7 +72,7 @@ class AsyncProducer(BaseProducer):
         task = self._task(fn, args, kwargs, Options(), listener.channel)
         future = listener.expect(task.task_id)
         self._callbacks.attach(future, callback)
-        await self._send(task.task_id, task.payload, False)
+        await self._send(listener, future, task.payload, False)
         return task.task_id
 
     async def submit(
@@ -157,16 +157,15 @@ class AsyncProducer(BaseProducer):
         listener = self._ensure_listener()
         task = self._task(fn, args, kwargs, options, listener.channel)
         future = listener.expect(task.task_id)
-        await self._send(task.task_id, task.payload, options.priority)
+        await self._send(listener, future, task.payload, options.priority)
         return asyncio.wrap_future(future)
 
-    async def _send(self, task_id: str, payload: bytes, priority: bool) -> None:
+    async def _send(
+        self, listener: ResultListener, future: TaskFuture[Any], payload: bytes, priority: bool
+    ) -> None:
         try:
-            await self._astore.enqueue([(task_id, payload)], priority)
+            await self._astore.enqueue([(future.task_id, payload)], priority)
         except BaseException:
-            self._listener_discard(task_id)
+            listener.discard(future.task_id)
             raise
-
-    def _listener_discard(self, task_id: str) -> None:
-        if self._held.listener is not None:
-            self._held.listener.discard(task_id)
+        listener.queued(future)

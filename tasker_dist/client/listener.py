@@ -68,11 +68,14 @@ SWEEP_S = 30.0
 class TaskFuture(Future[T], Generic[T]):
     """A `concurrent.futures.Future` that also knows its task's id."""
 
-    def __init__(self, task_id: str, epoch: int = 0, sweep: int = 0) -> None:
+    def __init__(self, task_id: str, epoch: int | None = None, sweep: int | None = None) -> None:
         super().__init__()
         self.task_id = task_id
-        self._epoch = epoch  # the listener's connection epoch when it began to wait
-        self._sweep = sweep  # and how many eviction checks it had made
+        # The listener's connection epoch, and how many eviction checks it had made, when
+        # the task was known to be in Redis; None while it is being queued (a check then
+        # would find it missing and fail a task that is fine).
+        self._epoch = epoch
+        self._sweep = sweep
 
 
 class ResultListener:
@@ -113,11 +116,18 @@ class ResultListener:
 
     # -- called by producers ------------------------------------------------------------
     def expect(self, task_id: str) -> TaskFuture[Any]:
-        """A future for a task about to be queued with this listener's reply channel."""
+        """A future for a task about to be queued with this listener's reply channel;
+        `queued` must follow once Redis has accepted the task (or `discard`)."""
         with self._lock:
-            future: TaskFuture[Any] = TaskFuture(task_id, self._epoch, self._sweeps)
+            future: TaskFuture[Any] = TaskFuture(task_id)
             self._futures[task_id] = future
         return future
+
+    def queued(self, future: TaskFuture[Any]) -> None:
+        """Redis accepted the task of ``future``: from now on, were it to vanish from
+        Redis (a restart without data, an eviction), its caller is told."""
+        with self._lock:
+            future._epoch, future._sweep = self._epoch, self._sweeps
 
     def watch(self, task_id: str) -> TaskFuture[Any]:
         """A future for any task by id (queued by any process); shared by every caller
@@ -258,7 +268,8 @@ class ResultListener:
         has at all (it restarted without its data): their callers would wait forever."""
         with self._lock:
             # task id -> waited for since before the last outage
-            waiting = {t: f._epoch < self._epoch for t, f in self._futures.items() if not f.done()}
+            waiting = {t: f._epoch is not None and f._epoch < self._epoch
+                       for t, f in self._futures.items() if not f.done()}  # fmt: skip
             foreign = set(self._foreign)
         # A task queued elsewhere and waited for only since the outage is read when Redis
         # confirms its done channel instead.
@@ -277,7 +288,8 @@ class ResultListener:
         with self._lock:
             self._sweeps += 1
             ids = [t for t, f in self._futures.items()
-                   if not f.done() and f._sweep < self._sweeps - 1]  # fmt: skip
+                   if not f.done() and f._sweep is not None
+                   and f._sweep < self._sweeps - 1]  # fmt: skip
         reason = f"evicted by Redis under maxmemory-policy {self._evicting}"
         self._check_present(ids, set(ids), reason)
 

@@ -38,6 +38,7 @@ class Producer(BaseProducer, QueueingMethods):
         except BaseException:
             listener.discard(task.task_id)
             raise
+        listener.queued(future)
         return future
 
     def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
