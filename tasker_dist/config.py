@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
+from .redis_url import parse_redis_url
 
 __all__ = [
     "REDIS_URL_ENV",
@@ -24,7 +25,6 @@ R = TypeVar("R")
 REDIS_URL_ENV = "TASKER_REDIS_URL"
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def check_queue_name(queue: object, field_name: str = "queue") -> str:
@@ -41,12 +41,9 @@ def check_queue_name(queue: object, field_name: str = "queue") -> str:
 
 
 def check_redis_url(url: object, field_name: str = "redis_url") -> str:
-    """Return ``url`` if it names a Redis server redis-py can reach, else raise `ConfigError`."""
-    if not isinstance(url, str) or not url.startswith(_URL_SCHEMES):
-        raise ConfigError(
-            f"{field_name} must start with one of {', '.join(_URL_SCHEMES)}, got {url!r}"
-        )
-    return url
+    """Return ``url`` if it is a Redis URL we can use (one server, Sentinel or Cluster),
+    else raise `ConfigError` naming what is wrong."""
+    return parse_redis_url(url, field_name).url
 
 
 def resolve_redis_url(url: str | None) -> str | None:

@@ -6,7 +6,8 @@
     │   ├── PayloadRejected                  a payload is unsigned, forged or not ours
     │   └── PayloadTooLarge                  a task or result is over max_payload_bytes
     ├── RedisUnavailable                     Redis cannot be reached or answered with an error
-    │   └── QueueFull                        Redis is out of memory: nothing was queued
+    │   ├── QueueFull                        Redis is out of memory: nothing was queued
+    │   └── RedisFailover                    no master answers now: a failover is under way
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
     ├── TaskNotFound                         no task with that id was ever queued
@@ -34,6 +35,7 @@ __all__ = [
     "PayloadRejected",
     "PayloadTooLarge",
     "QueueFull",
+    "RedisFailover",
     "RedisUnavailable",
     "RemoteTraceback",
     "ResultExpired",
@@ -82,6 +84,12 @@ class QueueFull(RedisUnavailable):
     """Redis is out of memory (``maxmemory`` reached under ``noeviction``) and refused to
     queue: nothing was written. Workers go on draining it (finishing tasks frees memory),
     so queueing again later succeeds; `Producer.stats` shows ``redis_full``."""
+
+
+class RedisFailover(RedisUnavailable):
+    """No master answers for the queue right now: a failover is under way (the sentinels
+    have not promoted a replica yet, a cluster master failed), or the server reached is a
+    read-only replica. Retrying later succeeds once a master is back."""
 
 
 class EmbeddedServerError(TaskerError):

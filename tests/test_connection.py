@@ -11,7 +11,7 @@ import pytest
 from redis.connection import PythonRespSerializer
 from redis.exceptions import DataError
 
-from tasker_dist.store.connection import connect
+from tasker_dist.store.clients import connect
 
 # Packing needs no server: the connection is made, never opened.
 _UNUSED_URL = "redis://127.0.0.1:1/0"

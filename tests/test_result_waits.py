@@ -176,6 +176,9 @@ def test_a_subscription_lost_with_the_connection_is_made_again() -> None:
         def get_results(self, task_ids: list[str]) -> list[bytes | None]:
             return [None] * len(task_ids)
 
+        def watch(self, task_ids: list[str], delta: int) -> None:
+            pass
+
         def close(self) -> None:
             pass
 

@@ -16,7 +16,7 @@ from tasker_dist.status import Status
 from tasker_dist.store import Finished
 from tasker_dist.store import calls as cmd
 from tasker_dist.store import queue_store as store_module
-from tasker_dist.store.keys import QueueKeys, reply_channel
+from tasker_dist.store.keys import QueueKeys
 from tasker_dist.store.queue_store import WAKE_TTL_MS, QueueStore
 from tasker_dist.store.scripts import NAMES, source
 
@@ -25,7 +25,7 @@ TTL_MS = 60_000
 WID = "w-test"
 HB_TTL_MS = 5_000
 CAP = 100
-REPLY = reply_channel("producer-1")
+REPLY = QueueKeys(QUEUE).reply_channel("producer-1")
 
 
 class FakeRedis(fakeredis.FakeRedis):
@@ -306,6 +306,7 @@ def test_complete_done_stores_result_and_cleans_up(
     fetch_ids(store, 2)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(REPLY, keys.done_channel("a"), keys.done_channel("b"))
+    store.watch(["a", "b"], 1)
     skipped = store.complete(WID, TTL_MS, CAP, [ran("a", result=b"result-a", reply=REPLY)])
     assert skipped == 0
     assert fake.get(keys.result("a")) == b"result-a"
@@ -318,19 +319,61 @@ def test_complete_done_stores_result_and_cleans_up(
     assert sorted(messages(pubsub)) == sorted(
         [(REPLY.encode(), b"result-a"), (keys.done_channel("a").encode(), b"result-a")]
     )
+    assert fake.hkeys(keys.watched) == [b"b"]  # a finished: nobody need count for it
     pubsub.close()
 
 
-def test_complete_without_reply_channel_only_tells_done_channel(
+def test_complete_tells_a_done_channel_only_while_a_process_watches_it(
     store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
 ) -> None:
-    enqueue(store, "a")
-    fetch_ids(store)
+    enqueue(store, "a", "b", "c")
+    fetch_ids(store, 3)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
-    store.complete(WID, TTL_MS, CAP, [Finished("a", Status.COMPLETED, b"r", "")])
-    assert messages(pubsub) == [(keys.done_channel("a").encode(), b"r")]
+    store.watch(["a", "b"], 1)
+    store.watch(["b"], 1)  # a second process
+    store.watch(["a", "b"], -1)  # the first stops waiting: b is still watched
+    store.complete(WID, TTL_MS, CAP, [Finished(t, Status.COMPLETED, b"r-" + t.encode(), "")
+                                      for t in ("a", "b", "c")])  # fmt: skip
+    assert messages(pubsub) == [(keys.done_channel("b").encode(), b"r-b")]
+    assert not fake.exists(keys.watched)
     pubsub.close()
+
+
+def test_on_a_cluster_results_are_told_on_sharded_channels_of_the_queue_only(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    """SPUBLISH, heard only by the queue's shard; a reply channel outside the queue's slot
+    (a producer of an earlier version) would fail the whole script there: not told."""
+    store.sharded = True  # as on a cluster
+    enqueue(store, "a", "b")
+    fetch_ids(store, 2)
+    pubsub = fake.pubsub(ignore_subscribe_messages=True)
+    pubsub.ssubscribe(REPLY, keys.done_channel("a"))
+    old_reply = "tasker:reply:old"
+    plain = fake.pubsub(ignore_subscribe_messages=True)
+    plain.subscribe(old_reply)
+    store.watch(["a"], 1)
+    batch = [ran("a", result=b"r-a", reply=REPLY), ran("b", result=b"r-b", reply=old_reply)]
+    store.complete(WID, TTL_MS, CAP, batch)
+    # (a read past each ignored subscription confirmation gives None)
+    read = [pubsub.get_message(timeout=0) for _ in range(6)]
+    got = [(m["type"], m["channel"], m["data"]) for m in read if m is not None]
+    done = keys.done_channel("a").encode()
+    assert sorted(got) == sorted([("smessage", REPLY.encode(), b"r-a"), ("smessage", done, b"r-a")])
+    assert messages(plain) == []
+    assert fake.get(keys.result("b")) == b"r-b"
+    pubsub.close()
+    plain.close()
+
+
+def test_watch_counts_out_without_going_below_zero(
+    store: QueueStore, fake: fakeredis.FakeRedis, keys: QueueKeys
+) -> None:
+    store.watch(["a"], -1)  # e.g. the count was removed when the task finished
+    assert not fake.exists(keys.watched)
+    store.watch(["a"], 1)
+    assert fake.hget(keys.watched, "a") == b"1"
 
 
 def test_complete_of_a_mixed_batch_gives_each_task_its_own_outcome(
@@ -546,8 +589,10 @@ def test_cancel_stores_results_and_fetch_drops_the_cancelled_ids(
     fake.hset(keys.retries, "p1", 1)
     pubsub = fake.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("tasker:*")
+    store.watch(["n1", "p1", "n2"], 1)
     cancelled = store.cancel(TTL_MS, [("n1", b"cancel-n1"), ("p1", b"cancel-p1")])
     assert sorted(cancelled) == ["n1", "p1"]
+    assert fake.hkeys(keys.watched) == [b"n2"]
     assert fake.get(keys.result("n1")) == b"cancel-n1"
     assert fake.get(keys.result("p1")) == b"cancel-p1"
     assert 0 < fake.pttl(keys.result("n1")) <= TTL_MS
@@ -815,6 +860,7 @@ def all_calls(keys: QueueKeys) -> list[cmd.ScriptCall]:
         cmd.enqueue_call(keys, [("t3", b"e3")], priority=True),
         cmd.fetch_call(keys, WID, 10, HB_TTL_MS),
         cmd.enqueue_call(keys, [("t4", b"e4")], priority=False),
+        cmd.watch_call(keys, ["t1", "t3"], 1),
         cmd.complete_call(keys, WID, TTL_MS, CAP, finished),
         cmd.requeue_call(keys, WID, [("t2", 1)]),
         cmd.recover_call(keys, [WID, "w1"], only_stale=False),
@@ -863,7 +909,7 @@ HELPER_KEY_ARG = re.compile(r"(call_chunked\('\w+'|hmget\()\s*,?\s*([^,)]+)")
 
 
 # Scripts Redis must run at its memory limit: those that free at least what they add.
-ALLOW_OOM = {"fetch", "complete", "requeue", "recover", "cancel", "heartbeat", "renew"}
+ALLOW_OOM = {"fetch", "complete", "requeue", "recover", "cancel", "heartbeat", "renew", "watch"}
 
 
 @pytest.mark.parametrize("name", NAMES)

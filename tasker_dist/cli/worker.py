@@ -17,7 +17,7 @@ from typing import Any
 
 from ..clock import SYSTEM_CLOCK
 from ..config import Config, resolve_redis_url
-from ..errors import ConfigError
+from ..errors import ConfigError, RedisUnavailable
 from ..signals import SignalInbox
 from ..status import ExitCode
 from ..store import QueueStore
@@ -138,7 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tasker-worker: {exc}", file=sys.stderr)
             return ExitCode.BAD_CONFIG
         assert config.redis_url is not None
-        store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+        try:
+            store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+            store.check_server()
+        except ConfigError as exc:
+            print(f"tasker-worker: {exc}", file=sys.stderr)
+            return ExitCode.BAD_CONFIG
+        except RedisUnavailable as exc:
+            print(f"tasker-worker: cannot start: {exc}", file=sys.stderr)
+            return ExitCode.NO_START
         try:
             keeper = LeaseKeeper(store, config.heartbeat_interval, config.hung_after,
                                  SYSTEM_CLOCK)  # fmt: skip

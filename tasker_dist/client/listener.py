@@ -37,7 +37,7 @@ from ..errors import (
     TaskNotFound,
     TaskRejected,
 )
-from ..store import QueueStore, reply_channel
+from ..store import QueueStore
 from ..wire import (
     Outcome,
     Signer,
@@ -83,7 +83,7 @@ class ResultListener:
         self._store = store
         self._signer = signer
         self._clock = clock
-        self.channel = reply_channel(new_task_id())
+        self.channel = store.keys.reply_channel(new_task_id())
         self._futures: dict[str, TaskFuture[Any]] = {}
         # Tasks queued elsewhere that `result` calls wait for: id -> number of waiters.
         self._foreign: dict[str, int] = {}
@@ -233,11 +233,17 @@ class ResultListener:
             for subscribe, run in itertools.groupby(changes, key=operator.itemgetter(0))
         ]
         for i, (subscribe, channels) in enumerate(runs):
+            ids = [channel.rsplit(":", 1)[1] for channel in channels]
             try:
+                # Counted in before subscribing, so a result written after the read that
+                # follows the confirmation is published; counted out after leaving. A
+                # count left too high (a step retried) costs a publish to nobody, no more.
                 if subscribe:
+                    self._store.watch(ids, 1)
                     self._subscription.subscribe(*channels)  # results read once confirmed
                 else:
                     self._subscription.unsubscribe(*channels)
+                    self._store.watch(ids, -1)
             except RedisUnavailable:
                 # redis-py subscribes again after a reconnect only to what it sent: the
                 # rest goes out then, ahead of later changes, or its waiters hear nothing.

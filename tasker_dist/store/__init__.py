@@ -8,9 +8,9 @@ layers.
 
 from .async_queue_store import AsyncQueueStore
 from .calls import Fetched, Finished, Heartbeat
-from .connection import MAX_CONNECTIONS
+from .clients import MAX_CONNECTIONS
 from .embedded_server import EmbeddedServer, find_server_binary
-from .keys import QueueKeys, reply_channel
+from .keys import QueueKeys
 from .queue_store import QueueStore
 
 __all__ = [
@@ -23,5 +23,4 @@ __all__ = [
     "QueueKeys",
     "QueueStore",
     "find_server_binary",
-    "reply_channel",
 ]

@@ -6,19 +6,24 @@ The twin of `store.QueueStore` (which workers also use): both send the calls tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+import redis.asyncio.cluster
 from redis.commands.core import AsyncScript
 
 from ..errors import RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
-from .connection import MAX_CONNECTIONS, call_async, connect_async
+from .clients import MAX_CONNECTIONS, connect_async
+from .connection import call_async, redis_errors
 from .keys import QueueKeys
 from .scripts import source
 
 __all__ = ["AsyncQueueStore"]
+
+T = TypeVar("T")
 
 
 class AsyncQueueStore:
@@ -27,16 +32,34 @@ class AsyncQueueStore:
     ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect_async(url, timeout, max_connections=max_connections)
+        with redis_errors("connecting", url):
+            self.client = connect_async(url, timeout, max_connections=max_connections)
+        # Calls beyond this wait their turn instead of failing for want of a connection
+        # (redis-py's asyncio clients refuse, on every topology, past their limit).
+        self._slots = asyncio.Semaphore(max_connections)
         self._scripts: dict[str, AsyncScript] = {}
+        # redis-py's asyncio cluster client maps the slots on its first command; first
+        # commands sent at once race each other there (they fail on an unconnected
+        # connection), so one maps them before any other goes.
+        self._mapped = not isinstance(self.client, redis.asyncio.cluster.RedisCluster)
+        self._mapping = asyncio.Lock()
+
+    async def _call(self, doing: str, fn: Callable[[], Awaitable[T]], repeatable: bool = True) -> T:
+        if not self._mapped:
+            async with self._mapping:
+                if not self._mapped:
+                    await call_async("mapping the cluster's slots", self.url,
+                                     self.client.initialize)  # fmt: skip
+                    self._mapped = True
+        async with self._slots:
+            return await call_async(doing, self.url, fn, repeatable=repeatable)
 
     async def _run(self, job: cmd.ScriptCall) -> Any:
         script = self._scripts.get(job.script)
         if script is None:
             script = self._scripts[job.script] = self.client.register_script(source(job.script))
-        return await call_async(job.script, self.url,
-                                lambda: script(keys=job.keys, args=job.args),
-                                repeatable=job.repeatable)  # fmt: skip
+        return await self._call(job.script, lambda: script(keys=job.keys, args=job.args),
+                                job.repeatable)  # fmt: skip
 
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
         await self._run(cmd.enqueue_call(self.keys, items, priority))
@@ -51,7 +74,7 @@ class AsyncQueueStore:
         ids = cmd.worker_ids(first)
         workers = await self._pipeline("reading worker stats", cmd.worker_commands(self.keys, ids))
         try:
-            memory = await call_async("INFO memory", self.url, lambda: self.client.info("memory"))
+            memory = await self._call("INFO memory", self._info_memory)
         except RedisUnavailable:
             memory = {}  # a managed Redis that does not allow INFO
         return cmd.parse_cluster(first, workers, memory)
@@ -65,7 +88,14 @@ class AsyncQueueStore:
                 pipe.execute_command(*command)
             return list(await pipe.execute())
 
-        return await call_async(doing, self.url, send) if commands else []
+        return await self._call(doing, send) if commands else []
+
+    async def _info_memory(self) -> Any:
+        """INFO memory of the server that holds this queue."""
+        if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+            node = self.client.get_node_from_key(self.keys.tag)
+            return await self.client.info("memory", target_nodes=node)
+        return await self.client.info("memory")
 
     async def close(self) -> None:
         await self.client.aclose()

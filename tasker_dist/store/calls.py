@@ -37,7 +37,9 @@ __all__ = [
     "renew_call",
     "requeue_call",
     "retry_failed_call",
+    "server_problem",
     "text",
+    "watch_call",
     "worker_commands",
     "worker_ids",
 ]
@@ -120,18 +122,34 @@ def finished_ttl_ms(result_ttl_ms: int) -> int:
     return result_ttl_ms + max(result_ttl_ms, 60_000)
 
 
+def _publish(sharded: bool) -> str:
+    """The publish command for a queue's channels: on a cluster SPUBLISH, which only the
+    shard of the channel's slot (the queue's) hears; a PUBLISH goes to every node."""
+    return "SPUBLISH" if sharded else "PUBLISH"
+
+
 def complete_call(
-    keys: QueueKeys, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[Finished]
+    keys: QueueKeys,
+    worker_id: str,
+    ttl_ms: int,
+    failed_cap: int,
+    finished: Sequence[Finished],
+    sharded: bool = False,
 ) -> ScriptCall:
-    args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix, finished_ttl_ms(ttl_ms)]
+    args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix, finished_ttl_ms(ttl_ms),
+                       _publish(sharded)]  # fmt: skip
     results: list[bytes] = []
     result_prefix = raw(keys.result(""))
+    # On a cluster a script may only publish in its own slot: a reply channel elsewhere
+    # (a producer of an earlier version) would fail the whole batch, so it is not told.
+    own = keys.tag if sharded else ""
     for f in finished:
         task_id = raw(f.task_id)
         results.append(result_prefix + task_id)
         results.append(raw(keys.finished(f.task_id)))
+        reply_to = f.reply_to if f.reply_to.startswith(own) else ""
         args.extend((
-            task_id, f.delivery, f.status, f.result, f.reply_to,
+            task_id, f.delivery, f.status, f.result, reply_to,
             round(f.exec_s * 1e6) if f.exec_s is not None else -1,
             round((f.wait_s or 0.0) * 1e6),
             histogram.bucket_of(f.exec_s) if f.exec_s is not None else 0,
@@ -141,7 +159,7 @@ def complete_call(
         "complete",
         [keys.tasks, keys.retries, keys.deliveries, keys.held(worker_id), keys.counters,
          keys.histogram, keys.rates, keys.priority, keys.signal, keys.failed,
-         keys.failed_index, keys.cancelled, *results],
+         keys.failed_index, keys.cancelled, keys.watched, *results],
         args,
     )  # fmt: skip
 
@@ -179,17 +197,25 @@ def retry_failed_call(keys: QueueKeys, items: Sequence[tuple[str, bytes]]) -> Sc
     )  # fmt: skip
 
 
-def cancel_call(keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]]) -> ScriptCall:
-    args: list[Any] = [ttl_ms, finished_ttl_ms(ttl_ms)]
+def cancel_call(
+    keys: QueueKeys, ttl_ms: int, items: Sequence[tuple[str, bytes]], sharded: bool = False
+) -> ScriptCall:
+    args: list[Any] = [ttl_ms, finished_ttl_ms(ttl_ms), _publish(sharded)]
     per_task: list[bytes] = []
     for task_id, result in items:
         args.extend((raw(task_id), result, raw(keys.done_channel(task_id))))
         per_task.extend((raw(keys.result(task_id)), raw(keys.finished(task_id))))
     return ScriptCall(
         "cancel",
-        [keys.tasks, keys.retries, keys.deliveries, keys.cancelled, *per_task],
+        [keys.tasks, keys.retries, keys.deliveries, keys.cancelled, keys.watched, *per_task],
         args,
     )
+
+
+def watch_call(keys: QueueKeys, task_ids: Sequence[str], delta: int) -> ScriptCall:
+    """Count this process in (``delta`` 1) or out (-1) of those waiting on the done
+    channels of ``task_ids``."""
+    return ScriptCall("watch", [keys.watched], [delta, *(raw(t) for t in task_ids)])
 
 
 def renew_call(keys: QueueKeys, worker_ids: Sequence[str], ttl_ms: int) -> ScriptCall:
@@ -335,3 +361,25 @@ def raw(s: str) -> bytes:
 
 def _text_map(h: Mapping[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in h.items()}
+
+
+#: The oldest Redis the scripts run on (script flags, for `allow-oom`, came in 7.0).
+MIN_REDIS = (7, 0)
+
+
+def server_problem(info: Mapping[str, Any], url: str, cluster_url: bool) -> str | None:
+    """What makes the server that answered INFO (server, replication, cluster sections)
+    unfit to hold queues, as an error message; None if nothing does."""
+    version = str(info.get("redis_version", ""))
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if len(parts) == 2 and parts < MIN_REDIS:
+        return (f"{url} runs Redis {version}; tasker-dist needs Redis "
+                f"{'.'.join(map(str, MIN_REDIS))} or later (or Valkey)")  # fmt: skip
+    if str(info.get("cluster_enabled", "0")) == "1" and not cluster_url:
+        return (f"{url} is a node of a Redis Cluster: use redis+cluster://host:port[,...] "
+                "(else commands go to nodes that do not hold the queue)")  # fmt: skip
+    if info.get("role") == "slave" and not cluster_url:
+        master = f"{info.get('master_host')}:{info.get('master_port')}"
+        return (f"{url} is a read-only replica (of {master}): name the master, or use "
+                "redis+sentinel://sentinel:port[,...]/service to follow failovers")  # fmt: skip
+    return None

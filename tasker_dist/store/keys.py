@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["QueueKeys", "reply_channel"]
+__all__ = ["QueueKeys"]
 
 PREFIX = "tasker"
-
-
-def reply_channel(producer_id: str) -> str:
-    """Pub/sub channel on which one producer process hears about its own tasks' results."""
-    return f"{PREFIX}:reply:{producer_id}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +59,12 @@ class QueueKeys:
         """Hash task id -> 1 for tasks cancelled while queued or running: their ids stay
         where they were (a lane, a held hash) until a fetch or a completion meets them."""
         return f"{self.tag}:cancelled"
+
+    @property
+    def watched(self) -> str:
+        """Hash task id -> how many processes wait on its done channel: a result is
+        published there only while someone does (see watch.lua)."""
+        return f"{self.tag}:watched"
 
     @property
     def failed(self) -> str:
@@ -131,6 +132,11 @@ class QueueKeys:
         apart from an id never queued. A set per 4 s rather than a key per task takes
         half the memory."""
         return f"{self.tag}:finished:{task_id[:9]}"
+
+    def reply_channel(self, producer_id: str) -> str:
+        """Pub/sub channel on which one producer hears about its own tasks' results
+        (under the queue's tag, as every channel: on a cluster, one shard serves them)."""
+        return f"{self.tag}:reply:{producer_id}"
 
     @property
     def rejected_channel(self) -> str:

@@ -10,12 +10,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
+import redis.cluster
 from redis.commands.core import Script
 
-from ..errors import RedisUnavailable
+from ..errors import ConfigError, RedisUnavailable
 from ..metrics import RawCluster
+from ..redis_url import safe_url
 from . import calls as cmd
-from .connection import BLOCK_S, MAX_CONNECTIONS, call, connect, redis_errors
+from .clients import BLOCK_S, MAX_CONNECTIONS, AnyClient, connect, disconnect, node_client
+from .connection import call, redis_errors
 from .keys import QueueKeys
 from .scripts import source
 from .subscription import Subscription
@@ -35,11 +38,14 @@ class QueueStore:
     ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
-        self.client = connect(url, timeout, max_connections=max_connections)
-        self._blocking: redis.Redis | None = None
+        with redis_errors("connecting", url):  # a cluster client maps the slots at once
+            self.client = connect(url, timeout, max_connections=max_connections)
+        self._blocking: AnyClient | None = None
         #: Connect and command timeout (seconds).
         self.timeout = timeout
         self._scripts: dict[str, Script] = {}
+        #: On a Redis Cluster: channels are sharded (SPUBLISH, SSUBSCRIBE).
+        self.sharded = isinstance(self.client, redis.cluster.RedisCluster)
 
     def _run(self, job: cmd.ScriptCall) -> Any:
         script = self._scripts.get(job.script)
@@ -48,15 +54,36 @@ class QueueStore:
         return call(job.script, self.url, lambda: script(keys=job.keys, args=job.args),
                     repeatable=job.repeatable)  # fmt: skip
 
+    def _server(self) -> redis.Redis:
+        """The client of the server that holds this queue (on a cluster, the master of
+        its slot), for commands about a server."""
+        return node_client(self.client, self.keys.tag)
+
     def ping(self) -> None:
         call("PING", self.url, self.client.ping)
+
+    def check_server(self) -> None:
+        """Raise `ConfigError` if the server holding this queue cannot serve it (too old,
+        a cluster node or a replica named as one server), `RedisUnavailable` if it cannot
+        be reached. A server that refuses INFO (a managed Redis) is taken as fit."""
+        self.ping()
+        try:
+            info = call("INFO", self.url, lambda: self._server().execute_command(  # type: ignore[no-untyped-call]
+                "INFO", "server", "replication", "cluster"))  # fmt: skip
+        except RedisUnavailable as exc:
+            if isinstance(exc.__cause__, redis.ResponseError):
+                return  # INFO not allowed: nothing to check with
+            raise
+        problem = cmd.server_problem(info, safe_url(self.url), self.sharded)
+        if problem is not None:
+            raise ConfigError(problem)
 
     def eviction_policy(self) -> str | None:
         """Redis's ``maxmemory-policy`` (from INFO where CONFIG is not allowed, as on
         managed Redis), or None if neither says."""
         try:
             reply = call("CONFIG GET", self.url,
-                         lambda: self.client.config_get("maxmemory-policy"))  # fmt: skip
+                         lambda: self._server().config_get("maxmemory-policy"))  # fmt: skip
             policies = {cmd.text(k): cmd.text(v) for k, v in dict(reply).items()}
             return policies.get("maxmemory-policy")
         except RedisUnavailable:
@@ -67,7 +94,7 @@ class QueueStore:
     def _memory(self) -> Mapping[str, Any]:
         """INFO memory, or nothing where INFO is not allowed."""
         try:
-            return dict(call("INFO memory", self.url, lambda: self.client.info("memory")))
+            return dict(call("INFO memory", self.url, lambda: self._server().info("memory")))
         except RedisUnavailable:
             return {}
 
@@ -89,7 +116,8 @@ class QueueStore:
         ids. One script call per `CANCEL_CHUNK` tasks, so none blocks Redis for long."""
         cancelled: list[str] = []
         for start in range(0, len(items), CANCEL_CHUNK):
-            call = cmd.cancel_call(self.keys, ttl_ms, items[start : start + CANCEL_CHUNK])
+            call = cmd.cancel_call(self.keys, ttl_ms, items[start : start + CANCEL_CHUNK],
+                                   self.sharded)  # fmt: skip
             cancelled.extend(cmd.text(i) for i in self._run(call))
         return cancelled
 
@@ -105,7 +133,7 @@ class QueueStore:
         def send() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             for command in commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return list(pipe.execute())
 
         return call(doing, self.url, send) if commands else []
@@ -163,7 +191,8 @@ class QueueStore:
         """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work, or
         `wake_worker` wakes this worker."""
         if self._blocking is None:
-            self._blocking = connect(self.url, self.timeout, blocking=True)
+            with redis_errors("connecting", self.url):
+                self._blocking = connect(self.url, self.timeout, blocking=True)
         # Not retried: `interrupt_wait` ends the wait by dropping its connection.
         with redis_errors("BRPOP", self.url):
             self._blocking.brpop([self.keys.signal, self.keys.wake(worker_id)], timeout=BLOCK_S)
@@ -178,13 +207,14 @@ class QueueStore:
         """Make a `wait_for_work` blocked in another thread fail now (by closing its
         connection): for when Redis is too far gone for `wake_worker`."""
         if self._blocking is not None:
-            self._blocking.connection_pool.disconnect()
+            disconnect(self._blocking)
 
     def complete(
         self, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[cmd.Finished]
     ) -> int:
         """Store results (or queue retries); returns how many tasks were no longer held."""
-        call = cmd.complete_call(self.keys, worker_id, ttl_ms, failed_cap, finished)
+        call = cmd.complete_call(self.keys, worker_id, ttl_ms, failed_cap, finished,
+                                 self.sharded)  # fmt: skip
         return int(self._run(call))
 
     def requeue(self, worker_id: str, held: Sequence[tuple[str, int]]) -> int:
@@ -222,9 +252,15 @@ class QueueStore:
         still holds; returns how many tasks went back."""
         return self.recover([worker_id], only_stale=False)
 
+    def watch(self, task_ids: Sequence[str], delta: int) -> None:
+        """Count this process in (``delta`` 1) or out (-1) of those waiting on the done
+        channels of ``task_ids``: results are published there only while someone is."""
+        if task_ids:
+            self._run(cmd.watch_call(self.keys, task_ids, delta))
+
     def subscription(self) -> Subscription:
         """A pub/sub connection of its own (for a result listener)."""
-        return Subscription(self.client, self.url, self.timeout)
+        return Subscription(self.client, self.url, self.timeout, self.keys.tag)
 
     def close(self) -> None:
         self.client.close()

@@ -1,16 +1,24 @@
-"""`Subscription`: one pub/sub connection, for the producers' result listener."""
+"""`Subscription`: one pub/sub connection, for the producers' result listener.
+
+On a Redis Cluster it uses sharded pub/sub (SSUBSCRIBE): every channel of a queue is
+under the queue's hash tag, so one connection to the master of that slot hears them
+all, and a publish costs only that shard (a plain PUBLISH is sent to every node)."""
 
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import redis
 import redis.client
+import redis.cluster
 
-from .connection import HEALTH_CHECK_S, redis_errors
+from ..errors import RedisUnavailable
+from .clients import HEALTH_CHECK_S, AnyClient, node_client
+from .connection import redis_errors
 
 __all__ = ["Message", "Subscription"]
 
@@ -24,29 +32,67 @@ class Message(NamedTuple):
     data: Any
 
 
+# Sharded pub/sub events, told as their plain names.
+_PLAIN = {"smessage": "message", "ssubscribe": "subscribe", "sunsubscribe": "unsubscribe"}
+
+
 class Subscription:
-    """Subscribes and reads messages on a connection of ``client``'s pool; redis-py
-    subscribes again by itself after a reconnect. Every failure is `RedisUnavailable`.
+    """Subscribes and reads messages on a connection of ``client``'s pool (channels under
+    the hash tag ``tag``); subscribes again by itself after a reconnect, also on the new
+    master of the slot after a cluster failover. Every failure is `RedisUnavailable`.
 
     redis-py's pub/sub object is not safe to share between threads, so one thread calls
     every method but `wake`, with which the others get its attention."""
 
-    def __init__(self, client: redis.Redis, url: str, timeout: float) -> None:
+    def __init__(self, client: AnyClient, url: str, timeout: float, tag: str) -> None:
         self._url = url
         self._timeout = timeout
-        self._pubsub = redis.client.PubSub(client.connection_pool)
+        self._client = client
+        self._tag = tag
+        self._sharded = isinstance(client, redis.cluster.RedisCluster)
+        self._pubsub = self._open()
+        # Sharded only: the connection failed, or Redis unsubscribed us (the slot moved).
+        self._broken = False
+        self._leaving: set[str] = set()  # channels we asked to leave, not yet confirmed
         # A socket pair rather than a pipe: pollable everywhere.
         self._wakeup, self._waker = socket.socketpair()
         self._wakeup.setblocking(False)
         self._waker.setblocking(False)
 
+    def _open(self) -> redis.client.PubSub:
+        return redis.client.PubSub(node_client(self._client, self._tag).connection_pool)
+
+    def _reopen(self) -> None:
+        """On a cluster, a connection lost may mean a failover: redis-py would reconnect
+        to the same (maybe dead) node, so map the slots again and subscribe afresh on
+        the master of the queue's slot."""
+        channels = [c for c in self._pubsub.shard_channels if c not in self._leaving]
+        self._pubsub.close()
+        with redis_errors("mapping the cluster's slots", self._url):
+            self._client.nodes_manager.initialize()  # type: ignore[union-attr]
+        self._pubsub, self._leaving, self._broken = self._open(), set(), False
+        if channels:
+            self.subscribe(*(c.decode() if isinstance(c, bytes) else c for c in channels))
+
+    def _guarded(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        if self._sharded and self._broken:
+            self._reopen()
+        return _marking_broken(self, doing)
+
     def subscribe(self, *channels: str) -> None:
-        with redis_errors("SUBSCRIBE", self._url):
-            self._pubsub.subscribe(*channels)
+        with self._guarded("SUBSCRIBE"):
+            if self._sharded:
+                self._pubsub.ssubscribe(*channels)
+            else:
+                self._pubsub.subscribe(*channels)
 
     def unsubscribe(self, *channels: str) -> None:
-        with redis_errors("UNSUBSCRIBE", self._url):
-            self._pubsub.unsubscribe(*channels)  # type: ignore[no-untyped-call]
+        with self._guarded("UNSUBSCRIBE"):
+            if self._sharded:
+                self._leaving.update(channels)
+                self._pubsub.sunsubscribe(*channels)  # type: ignore[no-untyped-call]
+            else:
+                self._pubsub.unsubscribe(*channels)  # type: ignore[no-untyped-call]
 
     def wake(self) -> None:
         """Make `get_message` return None now, or the next call of it at once if none is
@@ -59,7 +105,7 @@ class Subscription:
         """The next message; None once woken, after ``timeout`` seconds if given, or when
         the connection is due for its health check (sent on the next call). Without
         ``wait``, None at once unless a message has arrived."""
-        with redis_errors("reading pub/sub", self._url):
+        with self._guarded("reading pub/sub"):
             if not self._readable(wait, timeout):
                 return None
             # Only partial data may be in: the rest of a large frame is read in time.
@@ -67,7 +113,13 @@ class Subscription:
         if message is None:
             return None
         channel = message["channel"].decode("utf-8", "surrogateescape")
-        return Message(message["type"], channel, message["data"])
+        kind = _PLAIN.get(message["type"], message["type"])
+        if message["type"] == "sunsubscribe":
+            if channel not in self._leaving:  # Redis's doing: the slot is served elsewhere
+                self._broken = True
+                raise RedisUnavailable(f"pub/sub on {self._url}: the queue's slot moved")
+            self._leaving.discard(channel)
+        return Message(kind, channel, message["data"])
 
     def _readable(self, wait: bool, timeout: float | None) -> bool:
         """True once data can be read (without ``wait``: if it can be now), False on a
@@ -96,3 +148,13 @@ class Subscription:
         self._pubsub.close()
         self._wakeup.close()
         self._waker.close()
+
+
+@contextlib.contextmanager
+def _marking_broken(subscription: Subscription, doing: str) -> Iterator[None]:
+    with redis_errors(doing, subscription._url):
+        try:
+            yield
+        except (redis.RedisError, OSError):
+            subscription._broken = True
+            raise

@@ -103,9 +103,10 @@ class WorkerRuntime:
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start the slots and threads; raises `ConfigError` without a secret (and without
-        ``allow_unsigned``), `RedisUnavailable` if Redis is unreachable."""
+        ``allow_unsigned``) or if the server cannot hold queues (see
+        `QueueStore.check_server`), `RedisUnavailable` if Redis is unreachable."""
         self._signer.check_can_seal()
-        self._store.ping()
+        self._store.check_server()
         policy = self._store.eviction_policy()
         if policy not in (None, "noeviction"):
             log.warning("Redis maxmemory-policy is %r: under memory pressure Redis may evict "

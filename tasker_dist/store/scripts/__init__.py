@@ -2,9 +2,10 @@
 with the helpers of ``lib.lua`` in front of it.
 
 A script that frees at least the memory it takes (fetch, complete, hand-backs, recovery,
-cancel, heartbeat, lease renewal) starts with ``#!lua flags=allow-oom``: Redis then runs it at its
-``maxmemory`` too, so workers keep draining a full Redis, whereas a script that only adds
-(enqueue) is refused with an out-of-memory error the producer turns into `QueueFull`."""
+cancel, heartbeat, lease renewal) or next to nothing (watch) starts with
+``#!lua flags=allow-oom``: Redis then runs it at its ``maxmemory`` too, so workers keep
+draining a full Redis, whereas a script that only adds (enqueue) is refused with an
+out-of-memory error the producer turns into `QueueFull`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __all__ = ["source"]
 
 NAMES = (
     "enqueue", "fetch", "complete", "requeue", "cancel", "heartbeat", "recover", "renew",
-    "retry_failed",
+    "retry_failed", "watch",
 )  # fmt: skip
 
 

@@ -4,10 +4,13 @@
 -- KEYS[4] the caller's held hash   KEYS[5] counters hash   KEYS[6] histogram hash
 -- KEYS[7] rates hash   KEYS[8] priority list   KEYS[9] signal list
 -- KEYS[10] failed hash   KEYS[11] failed index zset   KEYS[12] cancelled hash
--- KEYS[11 + 2i] result key of task i   KEYS[12 + 2i] the finished set it goes in
+-- KEYS[13] watched hash (task id -> processes waiting on its done channel)
+-- KEYS[12 + 2i] result key of task i   KEYS[13 + 2i] the finished set it goes in
 -- ARGV[1] result TTL (ms)   ARGV[2] failed store cap (entries)
 -- ARGV[3] done channel prefix (a task's done channel is the prefix and its id)
 -- ARGV[4] how long (ms) a finished set is kept after its last addition
+-- ARGV[5] the publish command: SPUBLISH on a cluster (only the queue's shard hears it),
+--   else PUBLISH
 -- then per task a group of 9:
 --   task id, delivery (fencing token), status, result envelope ('' for none),
 --   reply channel ('' for none), execution time (us, -1 if it never ran),
@@ -15,7 +18,7 @@
 -- status 'retried': the id goes to the head of the priority lane, its retries + 1.
 -- status 'completed' or 'failed': the result is stored with the TTL and the id added to
 --   its finished set (which outlives the result), and published on the reply channel
---   and on the done channel; the envelope and the task's
+--   and, if some process watches the task, on its done channel; the envelope and the task's
 --   bookkeeping are deleted; a failed-store record, if any, is kept (the oldest records
 --   beyond the cap are dropped).
 -- Only the delivery the caller holds may finish a task: any other (handed back, or
@@ -32,13 +35,16 @@ local skipped = 0
 local now, second = now_ms()
 local stored_failed = false
 local ids = {}
-for o = 5, #ARGV, 9 do ids[#ids + 1] = ARGV[o] end
+for o = 6, #ARGV, 9 do ids[#ids + 1] = ARGV[o] end
 local held = hmget(KEYS[4], ids)
-local cancelled = {}
+local cancelled, watched = {}, {}
 if redis.call('HLEN', KEYS[12]) > 0 then cancelled = hmget(KEYS[12], ids) end
+local watching = redis.call('HLEN', KEYS[13]) > 0
+if watching then watched = hmget(KEYS[13], ids) end
+local publish = ARGV[5]
 local done, finished, seen, sets = {}, {}, {}, {}
 for i, id in ipairs(ids) do
-  local o = 5 + (i - 1) * 9
+  local o = 6 + (i - 1) * 9
   local status = ARGV[o + 2]
   if held[i] == ARGV[o + 1] and not seen[id] and cancelled[i] then
     seen[id] = true
@@ -55,12 +61,12 @@ for i, id in ipairs(ids) do
     else
       finished[#finished + 1] = id
       if ARGV[o + 3] ~= '' then
-        redis.call('SET', KEYS[11 + 2 * i], ARGV[o + 3], 'PX', ttl)
-        note_finished(sets, KEYS[12 + 2 * i], id)
+        redis.call('SET', KEYS[12 + 2 * i], ARGV[o + 3], 'PX', ttl)
+        note_finished(sets, KEYS[13 + 2 * i], id)
         if ARGV[o + 4] ~= '' then
-          redis.call('PUBLISH', ARGV[o + 4], ARGV[o + 3])
+          redis.call(publish, ARGV[o + 4], ARGV[o + 3])
         end
-        redis.call('PUBLISH', ARGV[3] .. id, ARGV[o + 3])
+        if watched[i] then redis.call(publish, ARGV[3] .. id, ARGV[o + 3]) end
       end
       if ARGV[o + 8] ~= '' then
         redis.call('HSET', KEYS[10], id, ARGV[o + 8])
@@ -85,6 +91,7 @@ for i, id in ipairs(ids) do
 end
 call_chunked('HDEL', KEYS[4], done)
 for k = 1, 3 do call_chunked('HDEL', KEYS[k], finished) end
+if watching then call_chunked('HDEL', KEYS[13], finished) end
 add_finished(sets, ARGV[4])
 if stored_failed then
   local excess = redis.call('ZCARD', KEYS[11]) - tonumber(ARGV[2])
