@@ -1,6 +1,7 @@
 """A TCP proxy between tasker-dist and Redis that can lose the reply of a fetch: Redis
 takes the tasks, then the connection drops before the worker hears which (a real network
-fault at its worst moment, which no timing of a plain disconnect can hit reliably)."""
+fault at its worst moment, which no timing of a plain disconnect can hit reliably); and
+that can cut its clients off from Redis for a while (a partition)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ class _Link:
 class RedisProxy:
     """Forwards every connection to the Redis at ``upstream_url``; `url` is its own.
     `lose_fetch_replies` arms it to drop the connection of the next fetches that take
-    tasks, once Redis has answered them."""
+    tasks, once Redis has answered them; `partition` drops every connection and refuses
+    new ones until `heal`."""
 
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
@@ -118,6 +120,7 @@ class RedisProxy:
         self.lost = 0
         self._links: list[_Link] = []
         self._closed = threading.Event()
+        self._partitioned = threading.Event()
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
         self._acceptor.start()
 
@@ -137,11 +140,24 @@ class RedisProxy:
             self.lost += 1
             return True
 
+    def partition(self) -> None:
+        self._partitioned.set()
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.cut()
+
+    def heal(self) -> None:
+        self._partitioned.clear()
+
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
             except TimeoutError:
+                continue
+            if self._partitioned.is_set():
+                client.close()
                 continue
             client.setblocking(True)
             with self._lock:

@@ -5,6 +5,11 @@ after three missed beats plus a second, judged by Redis time). Its reply says wh
 this worker had been taken for dead meanwhile (its tasks were handed to others), which
 peers went stale (whose tasks this worker hands back), and whether a stop was asked for
 through Redis.
+
+After an outage (a failover, a restart, a partition) every peer's lease looks stale:
+they were cut off by the same outage and have not beaten again yet. So a worker that
+could not reach Redis judges no peer dead until it has been back for `grace_s`: long
+enough for a peer whose heartbeat was stuck in a connection attempt to beat again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..clock import Clock
 from ..errors import RedisUnavailable
 from ..metrics import RATE_WINDOW_S
 from ..store import Heartbeat, QueueStore
@@ -29,28 +35,47 @@ def lease_ttl_ms(heartbeat_s: float) -> int:
 
 class Lease:
     def __init__(
-        self, store: QueueStore, worker_id: str, heartbeat_s: float, started_ms: int
+        self,
+        store: QueueStore,
+        worker_id: str,
+        heartbeat_s: float,
+        started_ms: int,
+        clock: Clock,
+        connect_timeout: float,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
+        self._clock = clock
         #: How long the lease lasts without a heartbeat (also the stats hash's TTL).
         self.ttl_ms = lease_ttl_ms(heartbeat_s)
+        #: After an outage, how long before a stale peer is taken for dead: a lease, and
+        #: what a heartbeat waiting on a silent Redis may take (two calls, tried twice).
+        self.grace_s = self.ttl_ms / 1000 + 4 * connect_timeout
+        self._judge_after = 0.0  # monotonic time from which stale peers are recovered
+        self._cut_off = False  # the last heartbeat failed
         self._stop_seen_ms = started_ms  # stop requests up to here are handled
 
     def renew(self, stats: Mapping[str, Any]) -> Heartbeat | None:
         """Heartbeat with ``stats``; None if Redis could not be reached (logged)."""
         try:
-            return self._store.heartbeat(self._worker_id, self.ttl_ms, RATE_WINDOW_S + 2, stats)
+            hb = self._store.heartbeat(self._worker_id, self.ttl_ms, RATE_WINDOW_S + 2, stats)
         except RedisUnavailable as exc:
             log.warning("heartbeat failed: %s", exc)
         except Exception:
             log.exception("heartbeat failed")
+        else:
+            if self._cut_off:
+                self._cut_off = False
+                self._judge_after = self._clock.monotonic() + self.grace_s
+            return hb
+        self._cut_off = True
         return None
 
     def recover_stale(self, hb: Heartbeat) -> None:
         """Hand back the tasks of the peers whose lease ran out (each task once, whoever
-        else recovers them at the same time)."""
-        if not hb.stale_workers:
+        else recovers them at the same time), unless this worker is just back from an
+        outage that may have cut them off too."""
+        if not hb.stale_workers or self._clock.monotonic() < self._judge_after:
             return
         try:
             if moved := self._store.recover(hb.stale_workers):

@@ -82,7 +82,8 @@ class WorkerRuntime:
         self._nudge = threading.Event()  # beat now: slots came or went
         self._slots = SlotPool(hooks, self._local, self._runner, clock, self._nudge)
         self._pool = ResourcePool(config.pool_size, hooks)
-        self._lease = Lease(store, self.worker_id, config.heartbeat_interval, self._started_ms)
+        self._lease = Lease(store, self.worker_id, config.heartbeat_interval, self._started_ms,
+                            clock, config.connect_timeout)  # fmt: skip
         self._fetcher = Fetcher(store, self.worker_id, self._lease.ttl_ms, self._local,
                                 pace=self._runner, slots=self._slots,
                                 in_hand=(self._local, self._slots, self._runner),
