@@ -137,6 +137,7 @@ class Config(Generic[R]):
     previous_secrets: tuple[str | bytes, ...] | None = field(default=None, repr=False)
     allow_unsigned: bool = False
     max_payload_bytes: int = 10 * 1024 * 1024
+    wait_replicas: int = 0
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -186,6 +187,7 @@ class Config(Generic[R]):
                 "previous_secrets must be a tuple of str or bytes of at least 16 characters"
             )
         check_int("max_payload_bytes", self.max_payload_bytes, 1)
+        check_int("wait_replicas", self.wait_replicas, 0)
         if not isinstance(self.allow_unsigned, bool):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
 

@@ -7,7 +7,8 @@
     │   └── PayloadTooLarge                  a task or result is over max_payload_bytes
     ├── RedisUnavailable                     Redis cannot be reached or answered with an error
     │   ├── QueueFull                        Redis is out of memory: nothing was queued
-    │   └── RedisFailover                    no master answers now: a failover is under way
+    │   ├── RedisFailover                    no master answers now: a failover is under way
+    │   └── NotReplicated                    queued, but fewer replicas than wait_replicas have it
     ├── EmbeddedServerError                  the local Redis-compatible server could not start
     ├── ShuttingDown                         the manager or producer no longer takes tasks
     ├── TaskNotFound                         no task with that id was ever queued
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedServerError",
     "MaxRetriesExceeded",
+    "NotReplicated",
     "PayloadRejected",
     "PayloadTooLarge",
     "QueueFull",
@@ -90,6 +92,11 @@ class RedisFailover(RedisUnavailable):
     """No master answers for the queue right now: a failover is under way (the sentinels
     have not promoted a replica yet, a cluster master failed), or the server reached is a
     read-only replica. Retrying later succeeds once a master is back."""
+
+
+class NotReplicated(RedisUnavailable):
+    """With ``wait_replicas``: the tasks reached the master, but fewer replicas than asked
+    confirmed them in time, so a failover now could lose them. They are queued."""
 
 
 class EmbeddedServerError(TaskerError):

@@ -67,6 +67,7 @@ config = Config(
     heartbeat_interval=float(os.environ.get("TASKER_TEST_HEARTBEAT", "0.2")),
     hung_after=float(os.environ.get("TASKER_TEST_HUNG_AFTER", "60")),
     connect_timeout=float(os.environ.get("TASKER_TEST_CONNECT_TIMEOUT", "5")),
+    wait_replicas=_env_int("TASKER_TEST_WAIT_REPLICAS", 0),
     kill_grace=float(os.environ.get("TASKER_TEST_KILL_GRACE", "1.0")),
     max_deliveries=_env_int("TASKER_TEST_MAX_DELIVERIES", 5),
     result_ttl=float(os.environ.get("TASKER_TEST_RESULT_TTL", "86400")),

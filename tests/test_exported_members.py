@@ -13,9 +13,9 @@ import tasker_dist
 
 PUBLIC_API = {
     "AsyncProducer", "Config", "ConfigError", "EmbeddedServerError", "MaxRetriesExceeded",
-    "Metrics", "PayloadRejected", "PayloadTooLarge", "Producer", "QueueFull", "RedisFailover",
-    "RedisUnavailable", "RemoteTraceback", "ResultExpired", "SerializationError", "ShuttingDown",
-    "Stats",
+    "Metrics", "NotReplicated", "PayloadRejected", "PayloadTooLarge", "Producer", "QueueFull",
+    "RedisFailover", "RedisUnavailable", "RemoteTraceback", "ResultExpired", "SerializationError",
+    "ShuttingDown", "Stats",
     "TaskCancelled", "TaskContext", "TaskError", "TaskFailed", "TaskFuture", "TaskLost",
     "TaskManager", "TaskNotFound", "TaskQuarantined", "TaskRejected", "TaskTimeout",
     "TaskerError", "WorkerInfo",

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             return ExitCode.BAD_CONFIG
         assert config.redis_url is not None
         try:
-            store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+            store = QueueStore(config.redis_url, config.queue, config.connect_timeout,
+                               wait_replicas=config.wait_replicas)  # fmt: skip
             store.check_server()
         except ConfigError as exc:
             print(f"tasker-worker: {exc}", file=sys.stderr)

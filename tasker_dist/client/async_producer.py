@@ -35,8 +35,13 @@ class AsyncProducer(BaseProducer):
     @functools.cached_property
     def _astore(self) -> AsyncQueueStore:
         """The asyncio twin of the store, made on first use (inside the caller's loop)."""
-        return AsyncQueueStore(self.redis_url, self.queue, self._connect_timeout,
-                               self._max_connections)  # fmt: skip
+        return AsyncQueueStore(
+            self.redis_url,
+            self.queue,
+            self._connect_timeout,
+            self._max_connections,
+            wait_replicas=self._wait_replicas,
+        )
 
     async def queue_task(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Queue ``fn`` and wait for its result; raises what the task raised."""

@@ -42,6 +42,7 @@ class BaseProducer:
         allow_unsigned: bool = False,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_connections: int = MAX_CONNECTIONS,
+        wait_replicas: int = 0,
     ) -> None:
         """``redis_url`` None means ``$TASKER_REDIS_URL``; ``task_timeout`` (seconds) is
         the default deadline of every task queued here (None: the workers' own);
@@ -51,7 +52,9 @@ class BaseProducer:
         where nobody else can write to Redis);
         a task larger than ``max_payload_bytes`` is refused before it is written;
         calls use at most ``max_connections`` connections at once (more wait their turn),
-        and the result listener two of its own."""
+        and the result listener two of its own; with ``wait_replicas`` a task counts as
+        queued once that many replicas have it (`NotReplicated` if fewer confirm within
+        ``connect_timeout``)."""
         url = resolve_redis_url(redis_url)
         if url is None:
             raise ConfigError(
@@ -62,13 +65,16 @@ class BaseProducer:
         self._task_timeout = task_timeout
         check_int("max_payload_bytes", max_payload_bytes, 1)
         check_int("max_connections", max_connections, 1)
+        check_int("wait_replicas", wait_replicas, 0)
+        self._wait_replicas = wait_replicas
         self._max_payload_bytes = max_payload_bytes
         self._max_connections = max_connections
         self._signer = Signer.from_settings(
             secret, allow_unsigned, previous_secrets, queue=self.queue
         )
         self._connect_timeout = connect_timeout
-        self._store = QueueStore(url, self.queue, connect_timeout, max_connections)
+        self._store = QueueStore(url, self.queue, connect_timeout, max_connections,
+                                 wait_replicas=wait_replicas)  # fmt: skip
         self._callbacks = CallbackRunner()
         self._held = _Held(self._store, self._callbacks)
         self._release = weakref.finalize(self, self._held.close)

@@ -72,8 +72,10 @@ class TaskManager(QueueingMethods, Generic[R]):
                 previous_secrets=config.previous_secrets,
                 allow_unsigned=config.allow_unsigned,
                 max_payload_bytes=config.max_payload_bytes,
+                wait_replicas=config.wait_replicas,
             )
-            self._store = QueueStore(url, config.queue, config.connect_timeout)
+            self._store = QueueStore(url, config.queue, config.connect_timeout,
+                                     wait_replicas=config.wait_replicas)  # fmt: skip
             self._runtime = WorkerRuntime(config, self._store, kill_mode=KillMode.CANCEL)
             self._runtime.start()
         except BaseException:

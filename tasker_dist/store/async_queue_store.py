@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import redis.asyncio.cluster
 from redis.commands.core import AsyncScript
 
-from ..errors import RedisUnavailable
+from ..errors import ConfigError, NotReplicated, RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
 from .clients import MAX_CONNECTIONS, connect_async
@@ -28,10 +28,23 @@ T = TypeVar("T")
 
 class AsyncQueueStore:
     def __init__(
-        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+        self,
+        url: str,
+        queue: str,
+        timeout: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
+        *,
+        wait_replicas: int = 0,
     ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
+        self.timeout = timeout
+        self.wait_replicas = wait_replicas
+        if wait_replicas and url.startswith("redis+cluster://"):
+            # redis-py's asyncio cluster client cannot send a script and a WAIT on one
+            # connection, and WAIT counts only the writes of its own connection.
+            raise ConfigError("wait_replicas is not supported by AsyncProducer on a Redis "
+                              "Cluster (use Producer, or wait_replicas=0)")  # fmt: skip
         with redis_errors("connecting", url):
             self.client = connect_async(url, timeout, max_connections=max_connections)
         # Calls beyond this wait their turn instead of failing for want of a connection
@@ -54,15 +67,37 @@ class AsyncQueueStore:
         async with self._slots:
             return await call_async(doing, self.url, fn, repeatable=repeatable)
 
-    async def _run(self, job: cmd.ScriptCall) -> Any:
-        script = self._scripts.get(job.script)
+    def _script(self, name: str) -> AsyncScript:
+        script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[job.script] = self.client.register_script(source(job.script))
+            script = self._scripts[name] = self.client.register_script(source(name))
+        return script
+
+    async def _run(self, job: cmd.ScriptCall) -> Any:
+        script = self._script(job.script)
         return await self._call(job.script, lambda: script(keys=job.keys, args=job.args),
                                 job.repeatable)  # fmt: skip
 
     async def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
-        await self._run(cmd.enqueue_call(self.keys, items, priority))
+        """See `QueueStore.enqueue`."""
+        job = cmd.enqueue_call(self.keys, items, priority)
+        if not self.wait_replicas:
+            await self._run(job)
+            return
+        script = self._script(job.script)
+        client = self.client
+
+        async def send() -> int:
+            pipe = client.pipeline(transaction=False)
+            await script(keys=job.keys, args=job.args, client=pipe)  # type: ignore[arg-type]
+            pipe.wait(self.wait_replicas, int(self.timeout * 800))
+            return int((await pipe.execute())[1])
+
+        acked = await self._call(job.script, send, job.repeatable)
+        if acked < self.wait_replicas:
+            ids = [task_id for task_id, _ in items]
+            why = cmd.not_replicated(self.keys.queue, ids, acked, self.wait_replicas, self.timeout)
+            raise NotReplicated(why)
 
     async def presence(self, task_ids: Sequence[str]) -> list[cmd.Presence]:
         """See `QueueStore.presence`."""

@@ -20,6 +20,7 @@ __all__ = [
     "Heartbeat",
     "Presence",
     "ScriptCall",
+    "announce_commands",
     "cancel_call",
     "cluster_commands",
     "complete_call",
@@ -27,7 +28,9 @@ __all__ = [
     "fetch_call",
     "finished_ttl_ms",
     "heartbeat_call",
+    "not_replicated",
     "parse_cluster",
+    "parse_deferred",
     "parse_fetch",
     "parse_heartbeat",
     "parse_presence",
@@ -135,9 +138,12 @@ def complete_call(
     failed_cap: int,
     finished: Sequence[Finished],
     sharded: bool = False,
+    deferred: bool = False,
 ) -> ScriptCall:
+    """``deferred``: publish nothing; the reply says what to publish (`parse_deferred`)
+    once replicas have the results."""
     args: list[Any] = [ttl_ms, failed_cap, keys.done_prefix, finished_ttl_ms(ttl_ms),
-                       _publish(sharded)]  # fmt: skip
+                       "" if deferred else _publish(sharded)]  # fmt: skip
     results: list[bytes] = []
     result_prefix = raw(keys.result(""))
     # On a cluster a script may only publish in its own slot: a reply channel elsewhere
@@ -210,6 +216,41 @@ def cancel_call(
         [keys.tasks, keys.retries, keys.deliveries, keys.cancelled, keys.watched, *per_task],
         args,
     )
+
+
+def parse_deferred(reply: Sequence[Any]) -> tuple[int, list[tuple[int, int]]]:
+    """A deferred completion's reply: tasks skipped, and (index in the batch, 1 reply
+    channel / 2 done channel / 3 both) of each result to publish."""
+    return int(reply[0]), [(int(reply[k]) - 1, int(reply[k + 1])) for k in range(1, len(reply), 2)]
+
+
+def announce_commands(
+    keys: QueueKeys, finished: Sequence[Finished], announce: Sequence[tuple[int, int]],
+    sharded: bool,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """The publishes a deferred completion left to do."""
+    publish = _publish(sharded)
+    commands: list[tuple[Any, ...]] = []
+    for index, on in announce:
+        f = finished[index]
+        if on & 1:
+            commands.append((publish, f.reply_to, f.result))
+        if on & 2:
+            commands.append((publish, keys.done_channel(f.task_id), f.result))
+    return commands
+
+
+def not_replicated(
+    queue: str, task_ids: Sequence[str], acked: int, wanted: int, timeout: float,
+    results: bool = False,
+) -> str:  # fmt: skip
+    more = len(task_ids) - 5
+    shown = ", ".join(task_ids[:5]) + (f" and {more} more" if more > 0 else "")
+    what = "results of" if results else "queued"
+    then = " (publishing them anyway)" if results else ""
+    return (f"{what} task(s) {shown} on {queue!r}: on the master, but only {acked} of "
+            f"{wanted} replica(s) confirmed within {timeout * 0.8:g} s (wait_replicas); a "
+            f"failover now could lose them{then}")  # fmt: skip
 
 
 def watch_call(keys: QueueKeys, task_ids: Sequence[str], delta: int) -> ScriptCall:

@@ -6,6 +6,7 @@ raises `RedisUnavailable` (never a redis-py error).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import redis
 import redis.cluster
 from redis.commands.core import Script
 
-from ..errors import ConfigError, RedisUnavailable
+from ..errors import ConfigError, NotReplicated, RedisUnavailable
 from ..metrics import RawCluster
 from ..redis_url import safe_url
 from . import calls as cmd
@@ -25,6 +26,8 @@ from .subscription import Subscription
 
 __all__ = ["CANCEL_CHUNK", "WAKE_TTL_MS", "QueueStore"]
 
+log = logging.getLogger("tasker_dist.store")
+
 #: Tasks cancelled per script call: under 3 ms of Redis time each on a 2-core host.
 CANCEL_CHUNK = 250
 
@@ -34,7 +37,13 @@ WAKE_TTL_MS = 10_000
 
 class QueueStore:
     def __init__(
-        self, url: str, queue: str, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+        self,
+        url: str,
+        queue: str,
+        timeout: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
+        *,
+        wait_replicas: int = 0,
     ) -> None:
         self.url = url
         self.keys = QueueKeys(queue)
@@ -46,13 +55,37 @@ class QueueStore:
         self._scripts: dict[str, Script] = {}
         #: On a Redis Cluster: channels are sharded (SPUBLISH, SSUBSCRIBE).
         self.sharded = isinstance(self.client, redis.cluster.RedisCluster)
+        #: Replicas that must have a task queued (or a result stored) before the producer
+        #: is told it was accepted (or the result is published): 0 trusts the master.
+        self.wait_replicas = wait_replicas
+
+    def _script(self, name: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(source(name))
+        return script
 
     def _run(self, job: cmd.ScriptCall) -> Any:
-        script = self._scripts.get(job.script)
-        if script is None:
-            script = self._scripts[job.script] = self.client.register_script(source(job.script))
+        script = self._script(job.script)
         return call(job.script, self.url, lambda: script(keys=job.keys, args=job.args),
                     repeatable=job.repeatable)  # fmt: skip
+
+    def _run_replicated(self, job: cmd.ScriptCall) -> tuple[Any, int]:
+        """Run ``job``, then WAIT for `wait_replicas` replicas to have it; returns its
+        reply and how many did within the timeout. WAIT counts the writes of its own
+        connection, so both go in one pipeline to the server holding the queue."""
+        script = self._script(job.script)
+        server = self._server()
+        wait_ms = int(self.timeout * 800)  # under the command timeout, which also applies
+
+        def send() -> tuple[Any, int]:
+            pipe = server.pipeline(transaction=False)
+            script(keys=job.keys, args=job.args, client=pipe)
+            pipe.wait(self.wait_replicas, wait_ms)
+            reply, acked = pipe.execute()
+            return reply, int(acked)
+
+        return call(job.script, self.url, send, repeatable=job.repeatable)
 
     def _server(self) -> redis.Redis:
         """The client of the server that holds this queue (on a cluster, the master of
@@ -77,6 +110,12 @@ class QueueStore:
         problem = cmd.server_problem(info, safe_url(self.url), self.sharded)
         if problem is not None:
             raise ConfigError(problem)
+        replicas = int(info.get("connected_slaves", 0))
+        if replicas < self.wait_replicas:
+            log.warning("wait_replicas is %d but the master holding queue %r has %d replica(s) "
+                        "connected: results are published only after a timeout, and producers "
+                        "asking for as many get NotReplicated", self.wait_replicas,
+                        self.keys.queue, replicas)  # fmt: skip
 
     def eviction_policy(self) -> str | None:
         """Redis's ``maxmemory-policy`` (from INFO where CONFIG is not allowed, as on
@@ -100,7 +139,17 @@ class QueueStore:
 
     # -- producers ----------------------------------------------------------------------
     def enqueue(self, items: Sequence[tuple[str, bytes]], priority: bool = False) -> None:
-        self._run(cmd.enqueue_call(self.keys, items, priority))
+        """Queue tasks; with `wait_replicas`, raises `NotReplicated` if fewer replicas
+        than that have them within the timeout (they are queued on the master)."""
+        job = cmd.enqueue_call(self.keys, items, priority)
+        if not self.wait_replicas:
+            self._run(job)
+            return
+        _, acked = self._run_replicated(job)
+        if acked < self.wait_replicas:
+            ids = [task_id for task_id, _ in items]
+            why = cmd.not_replicated(self.keys.queue, ids, acked, self.wait_replicas, self.timeout)
+            raise NotReplicated(why)
 
     def get_results(self, task_ids: Sequence[str]) -> list[bytes | None]:
         return self._pipeline("GET results", [("GET", self.keys.result(t)) for t in task_ids])
@@ -212,10 +261,31 @@ class QueueStore:
     def complete(
         self, worker_id: str, ttl_ms: int, failed_cap: int, finished: Sequence[cmd.Finished]
     ) -> int:
-        """Store results (or queue retries); returns how many tasks were no longer held."""
-        call = cmd.complete_call(self.keys, worker_id, ttl_ms, failed_cap, finished,
-                                 self.sharded)  # fmt: skip
-        return int(self._run(call))
+        """Store results (or queue retries); returns how many tasks were no longer held.
+        With `wait_replicas`, results are published once that many replicas have them (or
+        after the timeout, logged: callers are not left waiting on a lost replica)."""
+        job = cmd.complete_call(self.keys, worker_id, ttl_ms, failed_cap, finished,
+                                self.sharded, deferred=self.wait_replicas > 0)  # fmt: skip
+        if not self.wait_replicas:
+            return int(self._run(job))
+        reply, acked = self._run_replicated(job)
+        skipped, announce = cmd.parse_deferred(reply)
+        if acked < self.wait_replicas:
+            log.warning("%s", cmd.not_replicated(self.keys.queue,
+                        [finished[i].task_id for i, _ in announce] or ["(none to publish)"],
+                        acked, self.wait_replicas, self.timeout, results=True))  # fmt: skip
+        commands = cmd.announce_commands(self.keys, finished, announce, self.sharded)
+        if commands:
+            server = self._server()
+
+            def send() -> None:
+                pipe = server.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute()
+
+            call("publishing results", self.url, send)
+        return skipped
 
     def requeue(self, worker_id: str, held: Sequence[tuple[str, int]]) -> int:
         """Hand back tasks ``worker_id`` holds, given as (task id, delivery) pairs."""

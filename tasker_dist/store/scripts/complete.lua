@@ -10,7 +10,7 @@
 -- ARGV[3] done channel prefix (a task's done channel is the prefix and its id)
 -- ARGV[4] how long (ms) a finished set is kept after its last addition
 -- ARGV[5] the publish command: SPUBLISH on a cluster (only the queue's shard hears it),
---   else PUBLISH
+--   else PUBLISH; '' to publish nothing here (the caller first waits for replicas)
 -- then per task a group of 9:
 --   task id, delivery (fencing token), status, result envelope ('' for none),
 --   reply channel ('' for none), execution time (us, -1 if it never ran),
@@ -26,7 +26,9 @@
 -- result is written once and every task is counted once.
 -- A task cancelled while it ran (see cancel.lua) already has its result: the caller's
 -- outcome is dropped with the task's bookkeeping, and counts in no metric either.
--- Returns the number of tasks skipped.
+-- Returns the number of tasks skipped; with ARGV[5] '', a list instead: the number
+-- skipped, then for each result to publish its task's place in the batch (1-based) and
+-- what to publish it on (1 its reply channel, 2 its done channel, 3 both).
 local ttl = ARGV[1]
 local count = {completed = 0, failed = 0, retried = 0}
 local executions, exec_sum, wait_sum, lo, hi = 0, 0, 0, nil, nil
@@ -42,6 +44,7 @@ if redis.call('HLEN', KEYS[12]) > 0 then cancelled = hmget(KEYS[12], ids) end
 local watching = redis.call('HLEN', KEYS[13]) > 0
 if watching then watched = hmget(KEYS[13], ids) end
 local publish = ARGV[5]
+local deferred = {}
 local done, finished, seen, sets = {}, {}, {}, {}
 for i, id in ipairs(ids) do
   local o = 6 + (i - 1) * 9
@@ -63,10 +66,16 @@ for i, id in ipairs(ids) do
       if ARGV[o + 3] ~= '' then
         redis.call('SET', KEYS[12 + 2 * i], ARGV[o + 3], 'PX', ttl)
         note_finished(sets, KEYS[13 + 2 * i], id)
-        if ARGV[o + 4] ~= '' then
-          redis.call(publish, ARGV[o + 4], ARGV[o + 3])
+        local on = (ARGV[o + 4] ~= '' and 1 or 0) + (watched[i] and 2 or 0)
+        if publish == '' then
+          if on > 0 then
+            deferred[#deferred + 1] = i
+            deferred[#deferred + 1] = on
+          end
+        else
+          if on % 2 == 1 then redis.call(publish, ARGV[o + 4], ARGV[o + 3]) end
+          if on >= 2 then redis.call(publish, ARGV[3] .. id, ARGV[o + 3]) end
         end
-        if watched[i] then redis.call(publish, ARGV[3] .. id, ARGV[o + 3]) end
       end
       if ARGV[o + 8] ~= '' then
         redis.call('HSET', KEYS[10], id, ARGV[o + 8])
@@ -121,5 +130,9 @@ end
 local finished = count.completed + count.failed
 if finished > 0 then
   redis.call('HINCRBY', KEYS[7], 'c:' .. second, finished)
+end
+if publish == '' then
+  table.insert(deferred, 1, skipped)
+  return deferred
 end
 return skipped
