@@ -683,3 +683,30 @@ def test_kill_with_100000_tasks_queued_never_blocks_redis(
         assert raw_redis.slowlog_get() == []
     finally:
         raw_redis.config_set("slowlog-log-slower-than", threshold)
+
+
+@pytest.mark.slow
+def test_kill_returns_while_a_stop_hangs_in_on_destroy(redis_url: str, queue: str) -> None:
+    """A stop in another thread that hangs destroying a resource (user code) must not hold
+    a kill forever: the kill returns within its bound (about 12 s here) and says so."""
+    release = threading.Event()
+    destroying = threading.Event()
+
+    def destroy(r: object) -> None:
+        destroying.set()
+        release.wait(60)
+
+    manager = TaskManager(Config(on_create=object, on_destroy=destroy, queue=queue,
+                                 redis_url=redis_url, connect_timeout=0.5,
+                                 heartbeat_interval=0.1))  # fmt: skip
+    try:
+        assert manager.run_task(lambda ctx, r: 7) == 7  # leaves a pooled resource
+        stopping = threading.Thread(target=manager.stop, daemon=True)
+        stopping.start()
+        wait_until(destroying.is_set, message="the stop to hang in on_destroy")
+        killing = threading.Thread(target=manager.kill, daemon=True)
+        killing.start()
+        killing.join(30)
+        assert not killing.is_alive()
+    finally:
+        release.set()

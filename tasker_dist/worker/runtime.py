@@ -40,6 +40,11 @@ __all__ = ["WorkerRuntime", "new_worker_id"]
 log = logging.getLogger("tasker_dist.worker")
 
 
+# What ending the runtime's own threads may take at most (the task runner's and the
+# heartbeat's joins), besides its calls to Redis.
+_FINISH_S = 10.0
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
@@ -150,8 +155,13 @@ class WorkerRuntime:
             self._hand_back(stuck, "running", logging.WARNING)
         elif stuck:
             self._runner.fail_cancelled(stuck)
-        self._finish()
-        self._stopped.wait()  # when a stop in another thread is the one finishing
+        # Finishing waits on Redis (leaving the cluster) and on `on_destroy`, user code
+        # that may hang (here, or in a stop finishing in another thread): a kill must
+        # still return, so it waits for the end a bounded time.
+        threading.Thread(target=self._finish, name="tasker-finish", daemon=True).start()
+        if not self._stopped.wait(_FINISH_S + 4 * self._config.connect_timeout):
+            log.error("killed, but the worker has not finished ending (an on_destroy that "
+                      "hangs, or a silent Redis); not waiting for it")  # fmt: skip
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the runtime has stopped."""
