@@ -47,9 +47,12 @@ class SignalInbox:
         self._received: list[int] = []
 
     def install(self) -> None:
+        """Receive from now on; signals that came while they were blocked (as the
+        commands' entry points and the supervisor's forks do) are received now."""
         signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         for signum in self._signums:
             signal.signal(signum, _counted_from_the_pipe)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signums)
 
     def close(self) -> None:
         """Stop receiving: the signals stay blocked until the process ends, since nothing

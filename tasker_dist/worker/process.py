@@ -47,10 +47,9 @@ def serve(
     """Run until stopped; returns the process exit code. Each heartbeat beats ``pulse``,
     which the supervisor reads."""
     assert config.redis_url is not None
+    # The supervisor forks worker processes with these blocked (see supervisor.py): any
+    # sent meanwhile are received once the inbox is in place, and counted.
     with SignalInbox(STOP_SIGNALS) as signals:
-        # the supervisor forks worker processes with these blocked (see supervisor.py):
-        # any sent meanwhile are delivered now, and counted
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         store = QueueStore(config.redis_url, config.queue, config.connect_timeout,
                            wait_replicas=config.wait_replicas)  # fmt: skip
         try:
