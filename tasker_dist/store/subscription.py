@@ -53,6 +53,9 @@ class Subscription:
         self._pubsub = self._open()
         # Sharded only: the connection failed, or Redis unsubscribed us (the slot moved).
         self._broken = False
+        # Sharded only: what we are subscribed to, or mean to be (redis-py's own record
+        # misses a subscription whose command failed, which must be made again).
+        self._channels: set[str] = set()
         self._leaving: set[str] = set()  # channels we asked to leave, not yet confirmed
         # A socket pair rather than a pipe: pollable everywhere.
         self._wakeup, self._waker = socket.socketpair()
@@ -66,13 +69,12 @@ class Subscription:
         """On a cluster, a connection lost may mean a failover: redis-py would reconnect
         to the same (maybe dead) node, so map the slots again and subscribe afresh on
         the master of the queue's slot."""
-        channels = [c for c in self._pubsub.shard_channels if c not in self._leaving]
         self._pubsub.close()
         with redis_errors("mapping the cluster's slots", self._url):
             self._client.nodes_manager.initialize()  # type: ignore[union-attr]
         self._pubsub, self._leaving, self._broken = self._open(), set(), False
-        if channels:
-            self.subscribe(*(c.decode() if isinstance(c, bytes) else c for c in channels))
+        if self._channels:
+            self.subscribe(*sorted(self._channels))
 
     def _guarded(self, doing: str) -> contextlib.AbstractContextManager[None]:
         if self._sharded and self._broken:
@@ -82,6 +84,7 @@ class Subscription:
     def subscribe(self, *channels: str) -> None:
         with self._guarded("SUBSCRIBE"):
             if self._sharded:
+                self._channels.update(channels)
                 self._pubsub.ssubscribe(*channels)
             else:
                 self._pubsub.subscribe(*channels)
@@ -89,6 +92,7 @@ class Subscription:
     def unsubscribe(self, *channels: str) -> None:
         with self._guarded("UNSUBSCRIBE"):
             if self._sharded:
+                self._channels.difference_update(channels)
                 self._leaving.update(channels)
                 self._pubsub.sunsubscribe(*channels)  # type: ignore[no-untyped-call]
             else:
