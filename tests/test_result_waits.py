@@ -18,6 +18,7 @@ import redis
 
 from tasker_dist import AsyncProducer, Producer, RedisUnavailable, ResultExpired, TaskNotFound
 from tasker_dist.client.listener import ResultListener
+from tasker_dist.store.calls import Presence
 from tasker_dist.store.keys import QueueKeys
 from tasker_dist.store.subscription import Message
 from tasker_dist.wire import new_task_id
@@ -189,5 +190,48 @@ def test_a_subscription_lost_with_the_connection_is_made_again() -> None:
         done = Store.keys.done_channel(task_id)
         wait_until(lambda: done in subscription.confirmed, message="the done channel subscribed")
         assert subscription.dropped
+    finally:
+        listener.close()
+
+
+def test_results_stored_while_the_listener_was_away_are_read_even_if_the_first_read_fails() -> None:
+    """After a reconnect the listener reads the results stored while it was away. During a
+    failover that read may fail (the new master is not ready): before, the confirmation
+    that prompts it was spent, and its callers waited forever. It is retried until it
+    succeeds."""
+    subscription = DroppingSubscription()
+    signer = Signer(None, allow_unsigned=True, queue="q")
+    task_id = new_task_id()
+    reads: list[str] = []
+
+    class Store:
+        timeout = 5.0
+        url = "redis://unused.invalid"
+        keys = QueueKeys("q")
+
+        def subscription(self) -> DroppingSubscription:
+            return subscription
+
+        def eviction_policy(self) -> str | None:
+            return None
+
+        def presence(self, task_ids: list[str]) -> list[Presence]:
+            reads.append("tried")
+            if len(reads) == 1:
+                raise RedisUnavailable("no master yet")
+            return [Presence(False, signer.seal(encode_success(task_id, 42)), True)]
+
+        def close(self) -> None:
+            pass
+
+    listener = ResultListener(Store(), signer)  # type: ignore[arg-type]
+    try:
+        future = listener.expect(task_id)
+        listener.queued(future)
+        # the connection came back: Redis confirms the reply channel again
+        subscription.pending.append(Message("subscribe", listener.channel, 1))
+        subscription.wake()
+        assert future.result(timeout=10) == 42
+        assert reads == ["tried", "tried"]
     finally:
         listener.close()

@@ -91,6 +91,10 @@ class ResultListener:
         # Counts the times the connection was lost: a task waited for since before the
         # last loss is checked for in Redis once the listener is back.
         self._epoch = 0
+        # Redis confirmed the subscriptions again after a reconnect: the results stored
+        # meanwhile are still to be read (set until a read succeeds, which may take
+        # several tries while a failover completes).
+        self._reconnected = False
         # Under an evicting maxmemory-policy, every `SWEEP_S` the tasks waited for since
         # before the previous check are checked for (see `_sweep`).
         policy = store.eviction_policy()
@@ -200,6 +204,9 @@ class ResultListener:
             try:
                 self._apply_subscriptions()
                 self._handle_arrived()
+                if self._reconnected:
+                    self._after_reconnect()
+                    self._reconnected = False
                 self._read_unread()
                 if self._evicting is not None:
                     self._sweep()
@@ -215,8 +222,12 @@ class ResultListener:
     def _handle_arrived(self) -> None:
         """Wait for a message, then handle it and those already arrived behind it (up
         to `_BATCH`), so that the result keys they call for are read in one round trip."""
-        due = self._next_sweep - self._clock.monotonic() if self._evicting else None
-        message = self._subscription.get_message(timeout=None if due is None else max(due, 0.0))
+        if self._reconnected or self._unread:  # reads still to make (they failed): no wait
+            message = self._subscription.get_message(wait=False)
+        else:
+            due = self._next_sweep - self._clock.monotonic() if self._evicting else None
+            message = self._subscription.get_message(timeout=None if due is None
+                                                     else max(due, 0.0))  # fmt: skip
         for handled in range(1, _BATCH + 1):
             if message is None or self._closed.is_set():  # closed by a waiter's callback
                 return
@@ -266,7 +277,7 @@ class ResultListener:
             elif not self._ready.is_set():
                 self._ready.set()  # from now on no result of ours can be missed
             else:  # subscribed again after a reconnect
-                self._after_reconnect()
+                self._reconnected = True
 
     def _after_reconnect(self) -> None:
         """Read the results published while the connection was down, and fail with
