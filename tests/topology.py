@@ -269,6 +269,11 @@ class SentinelGroup:
             _, port = c.sentinel_get_master_addr_by_name(self.service)
         return next(n for n in self.servers if n.port == int(port))
 
+    def replicas(self) -> list[Node]:
+        """The live servers that are not the master now."""
+        master = self.master()
+        return [n for n in self.servers if n is not master and n.alive]
+
     def kill_master(self) -> Node:
         old = self.master()
         old.kill()

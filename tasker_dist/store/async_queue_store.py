@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 from ..errors import ConfigError, NotReplicated, RedisUnavailable
 from ..metrics import RawCluster
 from . import calls as cmd
-from .clients import MAX_CONNECTIONS, connect_async
+from .clients import MAX_CONNECTIONS, close_async, connect_async
 from .connection import call_async, redis_errors
 from .keys import QueueKeys
 from .scripts import source
@@ -133,4 +133,4 @@ class AsyncQueueStore:
         return await self.client.info("memory")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await close_async(self.client)

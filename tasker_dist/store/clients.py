@@ -29,6 +29,8 @@ __all__ = [
     "HEALTH_CHECK_S",
     "MAX_CONNECTIONS",
     "AnyClient",
+    "close",
+    "close_async",
     "connect",
     "connect_async",
     "disconnect",
@@ -199,3 +201,21 @@ def disconnect(client: AnyClient) -> None:
         client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
     else:
         client.connection_pool.disconnect()
+
+
+def close(client: AnyClient) -> None:
+    """Close ``client``, and on Sentinel the connections it keeps to the sentinels (which
+    closing the master's client leaves open)."""
+    client.close()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        for sentinel in manager.sentinels:
+            sentinel.close()
+
+
+async def close_async(client: AnyAsyncClient) -> None:
+    """`close` for asyncio (connections left open warn once their loop is gone)."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        await manager.aclose()

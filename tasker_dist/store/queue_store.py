@@ -18,7 +18,15 @@ from ..errors import ConfigError, NotReplicated, RedisUnavailable
 from ..metrics import RawCluster
 from ..redis_url import safe_url
 from . import calls as cmd
-from .clients import BLOCK_S, MAX_CONNECTIONS, AnyClient, connect, disconnect, node_client
+from .clients import (
+    BLOCK_S,
+    MAX_CONNECTIONS,
+    AnyClient,
+    close,
+    connect,
+    disconnect,
+    node_client,
+)
 from .connection import call, redis_errors
 from .keys import QueueKeys
 from .scripts import source
@@ -333,6 +341,6 @@ class QueueStore:
         return Subscription(self.client, self.url, self.timeout, self.keys.tag)
 
     def close(self) -> None:
-        self.client.close()
+        close(self.client)
         if self._blocking is not None:
-            self._blocking.close()
+            close(self._blocking)
