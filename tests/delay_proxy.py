@@ -15,14 +15,57 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import os
 import resource
+import select
+import selectors
 import signal
+import time
 
 __all__ = ["DelayProxy", "main"]
 
 CHUNK = 65536
 #: Chunks in flight per direction before the reading side waits: 4 MiB at most.
 QUEUED = 64
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class PreciseSelector(selectors.EpollSelector):
+    """The event loop's selector, on time to the tens of microseconds: epoll waits whole
+    milliseconds (Python rounds a timeout up: a chunk due in 2.5 ms would go after 3),
+    so a timerfd armed for each wait wakes it when the wait is over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        # TFD_NONBLOCK and TFD_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
+        fd = self._libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._timer: int = fd
+        # On the epoll object itself: the selector has no key for it, so it only wakes.
+        epoll: select.epoll = self._selector  # type: ignore[attr-defined]
+        epoll.register(fd, select.EPOLLIN)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        # Arming (or disarming, with 0) also clears an expiry not read yet.
+        ns = max(int(timeout * 1e9), 1) if timeout is not None and timeout > 0 else 0
+        spec = _Itimerspec(_Timespec(0, 0), _Timespec(ns // 10**9, ns % 10**9))
+        if self._libc.timerfd_settime(self._timer, 0, ctypes.byref(spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        return super().select(timeout)
+
+    def close(self) -> None:
+        super().close()
+        os.close(self._timer)
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -42,6 +85,10 @@ class DelayProxy:
     async def _connection(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     ) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy is stopping
+            await self._relay(client_r, client_w)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
             upstream_r, upstream_w = await asyncio.open_connection(*self.target)
         except OSError:
@@ -53,8 +100,6 @@ class DelayProxy:
             # Both directions end (a half-close lets the other run on); if one fails,
             # the connection is over for both.
             await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
-        except asyncio.CancelledError:
-            pass  # the proxy is stopping
         finally:
             for task in pumps:
                 task.cancel()
@@ -121,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     # Two descriptors a connection: take all the process may have.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    asyncio.run(_run(args.listen, args.target, args.delay_ms))
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(PreciseSelector())) as r:
+        r.run(_run(args.listen, args.target, args.delay_ms))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .conftest import TAG_ENV, ChildProcess, alive, wait_until
 
-__all__ = ["REDIS", "Hosts", "netns_unavailable"]
+__all__ = ["REDIS", "Hosts", "list_namespaces", "netns_unavailable"]
 
 PREFIX = "tdist-"
 REDIS = "redis"
@@ -66,7 +66,7 @@ def netns_unavailable() -> str | None:
     return None
 
 
-def _namespaces() -> list[str]:
+def list_namespaces() -> list[str]:
     """Names of every namespace `ip netns` knows."""
     return [line.split()[0] for line in _ip("netns", "list").splitlines() if line.strip()]
 
@@ -92,7 +92,7 @@ def _remove(netns: str) -> None:
 def _remove_leftovers() -> None:
     """Delete the namespaces of earlier runs whose process is dead (killed before its
     cleanup ran)."""
-    for netns in _namespaces():
+    for netns in list_namespaces():
         if not netns.startswith(PREFIX):
             continue
         owner = netns[len(PREFIX) :].split("-", 1)[0]
@@ -104,7 +104,8 @@ class Hosts:
     """A "redis" host and ``names`` other hosts, each in its own network namespace."""
 
     def __init__(self, names: tuple[str, ...]) -> None:
-        assert REDIS not in names and len(set(names)) == len(names) and len(names) < 255
+        if REDIS in names or len(set(names)) != len(names) or len(names) > 254:
+            raise ValueError(f"hosts must be unique, not {REDIS!r}, and 254 at most: {names}")
         #: Every namespace made here is named with this, and every process started with
         #: `run` has it in its environment as $TASKER_TEST_TAG.
         self.prefix = f"{PREFIX}{os.getpid()}-{next(_serial)}-"
