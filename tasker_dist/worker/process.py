@@ -51,7 +51,7 @@ def serve(
         # the supervisor forks worker processes with these blocked (see supervisor.py):
         # any sent meanwhile are delivered now, and counted
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        store = QueueStore(config.redis_url, config.queue, config.connect_timeout)
+        store = QueueStore(config.redis_url, config.served_queues[0], config.connect_timeout)
         try:
             return _report(status_fd, _run(config, store, worker_id, signals, pulse))
         finally:
