@@ -83,8 +83,9 @@ class Waiters:
         for queue in self._queues:
             with contextlib.suppress(RedisUnavailable):
                 queue.store.wake_worker(self._worker_id)
+        woken_by = self._clock.monotonic() + _WAKE_S
         for thread in self._threads:
-            thread.join(_WAKE_S)
+            thread.join(max(0.0, woken_by - self._clock.monotonic()))
         for queue, thread in zip(self._queues, self._threads, strict=True):
             if thread.is_alive():
                 queue.store.interrupt_wait()
