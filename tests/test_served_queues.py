@@ -15,6 +15,7 @@ from tasker_dist.status import Status
 from tasker_dist.store import Fetched, Finished
 from tasker_dist.worker.completer import Completer
 from tasker_dist.worker.executor import Report
+from tasker_dist.worker.fetcher import Fetcher
 from tasker_dist.worker.job import Job
 from tasker_dist.worker.local_queue import LocalQueue
 from tasker_dist.worker.served import ServedQueue, ServedQueues
@@ -227,3 +228,54 @@ def test_closing_the_waiters_ends_a_fetcher_waiting_and_their_threads() -> None:
     assert time.monotonic() - started < 1.0
     assert not any(s.waiting for s in stores)
     assert not any(s.passed for s in stores)  # a stop's wake-up is not passed on
+
+
+class FetchStore(SignalStore):
+    """A queue for the fetcher: `fetch` takes from ``queued``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[str] = []
+
+    def fetch(self, worker_id: str, limit: int, ttl_ms: int) -> tuple[int, list[Fetched]]:
+        with self.cond:
+            taken, self.queued = self.queued[:limit], self.queued[limit:]
+        return 0, [Fetched(task_id, b"", 0, False) for task_id in taken]
+
+    def held(self, worker_id: str) -> dict[str, int]:
+        return {}
+
+
+def test_a_token_whose_queue_the_next_fetch_did_not_reach_is_passed_on() -> None:
+    """Woken by b's token, the fetcher fills its batch from a (strict order) and never
+    gets to b: b's token goes back, for another worker serving b."""
+    a, b = FetchStore(), FetchStore()
+    served = ServedQueues([served_queue("a", a), served_queue("b", b)], weighted=False)
+    local = LocalQueue(served.bands)
+
+    class Pace:
+        mean_exec_s = None
+
+    class OneSlot:
+        def ready_count(self) -> int:
+            return 1
+
+    fetcher = Fetcher(served, "w", 1000, local, pace=Pace(), slots=OneSlot(),
+                      in_hand=(local,), clock=SYSTEM_CLOCK)  # fmt: skip
+    taken: list[Job | None] = []
+    slot = threading.Thread(target=lambda: taken.append(local.take(lambda: False, lambda j: None)))
+    slot.start()
+    fetcher.start()
+    try:
+        wait_until(lambda: a.waiting and b.waiting, message="the fetcher waiting on both")
+        a.queued.append("a1")  # both have work; only b's token is heard
+        b.queued.append("b1")
+        b.push()
+        slot.join(5)
+        assert [j.task_id for j in taken if j] == ["a1"]
+        wait_until(lambda: b.passed == 1, message="b's token passed on")
+        assert b.queued == ["b1"]
+        assert a.passed == 0
+    finally:
+        fetcher.stop(5)
+        local.close()

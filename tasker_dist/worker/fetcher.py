@@ -106,6 +106,8 @@ class Fetcher:
         self._waiters = Waiters(queues.all, worker_id, clock) if len(queues) > 1 else None
         #: A fetch of this queue failed: tasks may be held that nobody here knows of.
         self._unsure: ServedQueue | None = None
+        #: The queues whose wake-up tokens woke this fetcher, until it fetches from them.
+        self._heard: set[ServedQueue] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -166,7 +168,9 @@ class Fetcher:
         """Fetch up to ``limit`` tasks, visiting the queues in their order; returns how
         many. While a fetch is under way, ``self._unsure`` is its queue."""
         got = 0
+        heard, self._heard = self._heard, set()
         for queue in self._queues.order():
+            heard.discard(queue)
             self._unsure = queue
             _, fetched = queue.store.fetch(self._worker_id, limit - got, self._ttl_ms)
             self._unsure = None
@@ -175,11 +179,13 @@ class Fetcher:
                 got += len(fetched)
                 if got >= limit:
                     break
+        for queue in heard:  # its token woke us, but the batch was full before its turn:
+            queue.store.pass_signal()  # another worker may take its tasks
         return got
 
     def _wait(self) -> None:
         if self._waiters is not None:
-            self._waiters.wait()
+            self._heard |= self._waiters.wait()
         else:
             self._queues.first.store.wait_for_work(self._worker_id)
 

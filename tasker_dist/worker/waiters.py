@@ -12,7 +12,8 @@ trip.
 A thread that hears a token when the fetcher no longer waits (it woke for another queue,
 and its slots may now all be busy) passes the token back to its queue's signal list, so
 that another worker waiting on that queue wakes instead: a token is meant for a worker
-that will fetch.
+that will fetch. (So does the fetcher with the tokens it was woken by, for the queues its
+next fetch did not reach.)
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Waiters:
         self._clock = clock
         self._cond = threading.Condition()
         self._wanted = False  # the fetcher waits for work
-        self._heard = False  # a token came while it waited
+        self._heard: set[ServedQueue] = set()  # the queues whose tokens came while it waited
         self._closed = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(q,), name=f"tasker-wait-{i}", daemon=True)
@@ -53,14 +54,16 @@ class Waiters:
         ]
         self._started = False
 
-    def wait(self, timeout: float = IDLE_FETCH_S) -> None:
-        """Block until a token is heard on any of the queues, `close`, or ``timeout``."""
+    def wait(self, timeout: float = IDLE_FETCH_S) -> set[ServedQueue]:
+        """Block until a token is heard on any of the queues, `close`, or ``timeout``;
+        returns the queues whose tokens were heard (taken: a fetch should visit them, or
+        pass their tokens on with `ServedQueue.store.pass_signal`)."""
         with self._cond:
             if not self._started:
                 self._started = True
                 for thread in self._threads:
                     thread.start()
-            self._heard = False
+            self._heard = set()
             self._wanted = True
             self._cond.notify_all()
             deadline = self._clock.monotonic() + timeout
@@ -70,6 +73,8 @@ class Waiters:
                     break
                 self._clock.wait_on(self._cond, left)
             self._wanted = False
+            heard, self._heard = self._heard, set()
+            return heard
 
     def close(self, timeout: float) -> None:
         """End the threads: wake their blocking reads (or, if Redis does not answer,
@@ -116,7 +121,7 @@ class Waiters:
     def _heard_token(self, queue: ServedQueue) -> None:
         with self._cond:
             if self._wanted:
-                self._heard = True
+                self._heard.add(queue)
                 self._cond.notify_all()
                 return
         try:  # not ours to take: for another worker waiting on that queue
