@@ -194,6 +194,37 @@ def test_a_stop_hands_back_fetched_tasks_each_to_its_own_queue(
     assert producer.result(slow, timeout=10) == -1
 
 
+def test_a_kill_hands_running_tasks_back_each_to_its_own_queue(
+    start_worker: Callable[..., ChildProcess],
+    producer: Producer,
+    other: Producer,
+    raw_redis: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    env = {"TASKER_TEST_WORKERS": "2", "TASKER_TEST_KILL_GRACE": "0.3"}
+    killed = start_worker("tests.tasks:config", "--queue", other.queue, env=env)
+    serving(producer, other)
+    release = tmp_path / "release"
+    ids = {p.queue: p.enqueue(tasks.run_until_file, str(release), p.queue)
+           for p in (producer, other)}  # fmt: skip
+    for p in (producer, other):
+        wait_until(lambda p=p: p.stats().running_tasks == 1,  # type: ignore[misc]
+                   message=f"the task of {p.queue} running")  # fmt: skip
+    killed.signal(signal.SIGTERM)
+    wait_until(lambda: "signal again to kill" in killed.output(), message="the stop to begin")
+    killed.signal(signal.SIGTERM)
+    assert killed.wait() == 1
+    out = killed.output()
+    for p in (producer, other):
+        assert f"handed 1 running task(s) back to the queue '{p.queue}'" in out
+        lane = raw_redis.lrange(QueueKeys(p.queue).priority, 0, -1)
+        assert [i.decode() for i in lane] == [ids[p.queue]]
+    release.touch()
+    start_worker("tests.tasks:config", "--queue", other.queue)
+    for p in (producer, other):
+        assert p.result(ids[p.queue], timeout=20) == p.queue
+
+
 def test_tasker_stop_on_any_queue_served_stops_the_daemon(
     start_worker: Callable[..., ChildProcess], producer: Producer, other: Producer, redis_url: str
 ) -> None:
