@@ -100,13 +100,10 @@ class Completer:
                     self._cond.notify_all()
 
     def _write(self, batch: list[Report]) -> None:
-        by_queue: dict[ServedQueue, list[Finished]] = {}
-        for r in batch:
-            finished = by_queue.get(r.queue)
-            if finished is None:
-                finished = by_queue[r.queue] = []
-            finished.append(r.finished)
-        for queue, finished in by_queue.items():
+        while batch:  # one queue's reports at a time (with one queue served, all at once)
+            queue = batch[0].queue
+            finished = [r.finished for r in batch if r.queue is queue]
+            batch = [r for r in batch if r.queue is not queue] if len(finished) < len(batch) else []
             self._write_to(queue, finished)
             done = sum(1 for f in finished if f.status != Status.RETRIED)
             with self._cond:

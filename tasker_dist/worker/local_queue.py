@@ -26,6 +26,8 @@ class LocalQueue:
 
     def __init__(self, bands: int = 2) -> None:
         self._bands: tuple[deque[Job], ...] = tuple(deque() for _ in range(bands))
+        # The first queue's lanes, looked at first (with one queue, the only ones).
+        self._priority, self._normal = self._bands[0], self._bands[1]
         self._count = 0
         # One lock, two conditions: slots wait for jobs, the fetcher for room, and neither
         # wakes the other kind for nothing (fifty idle slots must not wake each other).
@@ -60,10 +62,7 @@ class LocalQueue:
                 if self._closed or leave():
                     return None
                 if self._count:
-                    for band in self._bands:  # the count says one is not empty
-                        if band:
-                            job = band.popleft()
-                            break
+                    job = (self._priority or self._normal or self._later_band()).popleft()
                     self._count -= 1
                     on_take(job)
                     hand_over = False
@@ -84,6 +83,10 @@ class LocalQueue:
             # interval) until the buffer is empty, and then wait a whole round trip.
             self._fetcher_woken.wait(_HAND_OVER_S)
         return job
+
+    def _later_band(self) -> deque[Job]:
+        """The first band not empty after the first queue's (the count says there is one)."""
+        return next(band for band in self._bands[2:] if band)
 
     def wait_for_room(self, timeout: float, low_water: int) -> tuple[int, int]:
         """Block until some slot waits with nothing buffered for it, or fewer than
