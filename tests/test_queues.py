@@ -315,6 +315,7 @@ def test_a_task_manager_serves_its_queues_and_refuses_to_serve_without_its_own(
         (["--queue", "a=0"], "--queue a=0: the weight must be a whole number >= 1"),
         (["--queue", "a=x"], "--queue a=x: the weight must be a whole number >= 1"),
         (["--queue", "a=-1"], "the weight must be a whole number >= 1"),
+        (["--queue", "a=\u00b2"], "the weight must be a whole number >= 1"),
         (["--queue", "a", "--queue", "b=2", "--queue", "a"], "queue 'a' is listed twice"),
         (["--queue", "a", "--queue", "b c"], "queues[1] must be 1-128 characters"),
     ],

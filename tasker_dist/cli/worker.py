@@ -141,7 +141,7 @@ def _queue_arg(arg: str) -> str | tuple[str, int]:
     name, sep, weight = arg.partition("=")
     if not sep:
         return name
-    if not weight.isdigit() or int(weight) < 1:
+    if not (weight.isascii() and weight.isdigit()) or int(weight) < 1:
         raise ConfigError(f"--queue {arg}: the weight must be a whole number >= 1")
     return name, int(weight)
 
