@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +16,7 @@ __all__ = [
     "Config",
     "check_int",
     "check_queue_name",
+    "check_queues",
     "check_redis_url",
     "resolve_redis_url",
 ]
@@ -58,6 +59,35 @@ def check_int(name: str, value: object, minimum: int) -> None:
     """Raise `ConfigError` unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_queues(queues: object, field_name: str = "queues") -> tuple[tuple[str, int | None], ...]:
+    """``queues`` as (name, weight) pairs, the weight None where none was given; else raise
+    `ConfigError` naming what is wrong (not a tuple of names and (name, weight) pairs, a
+    bad name, a weight that is not an int >= 1, a queue listed twice)."""
+    if isinstance(queues, str | bytes) or not isinstance(queues, Sequence):
+        raise ConfigError(
+            f"{field_name} must be a tuple of queue names or (name, weight) pairs, "
+            f"got {queues!r:.80}"
+        )
+    parsed: list[tuple[str, int | None]] = []
+    for i, entry in enumerate(queues):
+        where = f"{field_name}[{i}]"
+        weight: object = None
+        if isinstance(entry, tuple) and len(entry) == 2:
+            name = check_queue_name(entry[0], where)
+            weight = entry[1]
+            check_int(f"{where}: the weight of {name!r}", weight, 1)
+        elif isinstance(entry, str):
+            name = check_queue_name(entry, where)
+        else:
+            raise ConfigError(
+                f"{where} must be a queue name or a (name, weight) pair, got {entry!r:.80}"
+            )
+        if any(name == seen for seen, _ in parsed):
+            raise ConfigError(f"{field_name}: queue {name!r} is listed twice")
+        parsed.append((name, weight if isinstance(weight, int) else None))
+    return tuple(parsed)
 
 
 # Durations go to Redis in whole milliseconds (PX), so they must be at least 1 ms, and
@@ -108,6 +138,12 @@ class Config(Generic[R]):
     time) is not run again but quarantined in the failed store, which keeps the newest
     ``failed_limit`` entries.
 
+    ``queues`` makes a worker serve several queues with the same slots and resources:
+    names, served in the order given (a task of an earlier queue is always taken first),
+    or (name, weight) pairs, served in a random order weighted by weight at each fetch
+    (a name without a weight weighs 1), so that none starves. Empty (the default): the
+    worker serves ``queue`` alone. ``queue`` is where a `TaskManager` queues its tasks.
+
     ``secret`` (default ``$TASKER_SECRET``) signs and verifies every payload; without one
     a worker runs nothing unless ``allow_unsigned`` says only trusted code can write to
     Redis. ``previous_secrets`` (default ``$TASKER_SECRET_PREVIOUS``, comma-separated)
@@ -138,6 +174,7 @@ class Config(Generic[R]):
     allow_unsigned: bool = False
     max_payload_bytes: int = 10 * 1024 * 1024
     wait_replicas: int = 0
+    queues: tuple[str | tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -190,6 +227,22 @@ class Config(Generic[R]):
         check_int("wait_replicas", self.wait_replicas, 0)
         if not isinstance(self.allow_unsigned, bool):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
+        check_queues(self.queues)
+        object.__setattr__(self, "queues", tuple(self.queues))  # a list given: frozen as well
+
+    @property
+    def served_queues(self) -> tuple[str, ...]:
+        """The queues a worker serves, in the order given: ``queues``, or ``queue`` alone."""
+        return tuple(name for name, _ in check_queues(self.queues)) or (self.queue,)
+
+    @property
+    def queue_weights(self) -> tuple[int, ...] | None:
+        """The weights of `served_queues` (1 where none was given), or None when none has
+        one: then they are served in strict order."""
+        parsed = check_queues(self.queues)
+        if all(weight is None for _, weight in parsed):
+            return None
+        return tuple(weight or 1 for _, weight in parsed)
 
     @property
     def burst_limit(self) -> int:

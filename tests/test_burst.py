@@ -19,6 +19,8 @@ from tasker_dist.worker.fetcher import (
 )
 from tasker_dist.worker.local_queue import LocalQueue
 
+from .served_queues import served
+
 BASE = 2
 LIMIT = 6
 
@@ -198,7 +200,7 @@ def test_a_batch_as_soon_as_the_first_tasks_turn_out_short() -> None:
 
     pace = Pace()
     store = RecordingStore()
-    fetcher = Fetcher(store, "w", 1000, local, pace=pace, slots=OneSlot(), in_hand=(),  # type: ignore[arg-type]
+    fetcher = Fetcher(served(store), "w", 1000, local, pace=pace, slots=OneSlot(), in_hand=(),
                       clock=SYSTEM_CLOCK)  # fmt: skip
 
     def slot() -> None:  # ran its first task in 10 us, now waits for the next

@@ -255,3 +255,57 @@ def test_hung_after_must_exceed_a_heartbeat_waiting_on_a_silent_redis() -> None:
         Config(on_create=dict, connect_timeout=30)  # the default 60 s is too short then
     assert Config(on_create=dict, connect_timeout=30, hung_after=None).hung_after is None
     assert Config(on_create=dict, hung_after=21.5).hung_after == 21.5
+
+
+# -- several queues -----------------------------------------------------------------------
+
+
+def test_a_worker_serves_queue_alone_by_default() -> None:
+    c = config(queue="jobs")
+    assert c.queues == ()
+    assert c.served_queues == ("jobs",)
+    assert c.queue_weights is None
+
+
+def test_queues_without_weights_are_served_in_strict_order() -> None:
+    c = config(queues=("a", "b", "jobs.0"))
+    assert c.served_queues == ("a", "b", "jobs.0")
+    assert c.queue_weights is None
+    assert c.queue == "default"  # where a TaskManager queues: unchanged
+
+
+def test_any_weight_makes_the_order_weighted_and_a_name_alone_weighs_one() -> None:
+    c = config(queues=(("a", 3), "b", ("c", 2)))
+    assert c.served_queues == ("a", "b", "c")
+    assert c.queue_weights == (3, 1, 2)
+
+
+def test_a_list_of_queues_is_kept_as_a_tuple() -> None:
+    c = config(queues=["a", ("b", 2)])
+    assert c.queues == ("a", ("b", 2))
+    assert hash(c.queues)
+
+
+@pytest.mark.parametrize(
+    ("queues", "message"),
+    [
+        ("ab", r"queues must be a tuple of queue names or \(name, weight\) pairs, got 'ab'"),
+        (None, "queues must be a tuple"),
+        (("a", "a"), "queues: queue 'a' is listed twice"),
+        (("a", ("a", 2)), "queues: queue 'a' is listed twice"),
+        (("a", "b c"), r"queues\[1\] must be 1-128 characters"),
+        (("a", "{b}"), r"queues\[1\] must be 1-128 characters"),
+        (("a", ""), r"queues\[1\] must be 1-128 characters"),
+        ((("a", 0),), r"queues\[0\]: the weight of 'a' must be an int >= 1, got 0"),
+        ((("a", -2),), r"queues\[0\]: the weight of 'a' must be an int >= 1, got -2"),
+        ((("a", 1.5),), r"queues\[0\]: the weight of 'a' must be an int >= 1, got 1.5"),
+        ((("a", True),), r"queues\[0\]: the weight of 'a' must be an int >= 1, got True"),
+        ((("a", "3"),), r"queues\[0\]: the weight of 'a' must be an int >= 1, got '3'"),
+        ((("a", 1, 2),), r"queues\[0\] must be a queue name or a \(name, weight\) pair"),
+        ((7,), r"queues\[0\] must be a queue name or a \(name, weight\) pair, got 7"),
+        (((3, "a"),), r"queues\[0\] must be 1-128 characters .* got 3"),
+    ],
+)
+def test_bad_queues_raise_config_error_saying_what_is_wrong(queues: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(queues=queues)

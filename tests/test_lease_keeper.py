@@ -48,7 +48,7 @@ def test_busy_processes_keep_their_lease_frozen_ones_do_not_hung_ones_are_found(
     processes: dict[str, subprocess.Popen[bytes]],
 ) -> None:
     store = Recorder()
-    keeper = LeaseKeeper(store, heartbeat_s=0.1, hung_after=1.0, clock=SYSTEM_CLOCK)  # type: ignore[arg-type]
+    keeper = LeaseKeeper([store], heartbeat_s=0.1, hung_after=1.0, clock=SYSTEM_CLOCK)  # type: ignore[list-item]
     started = time.monotonic()
     watched = {name: Watched(p.pid, name, Pulse(started)) for name, p in processes.items()}
     found: list[str] = []

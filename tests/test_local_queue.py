@@ -10,10 +10,13 @@ from tasker_dist.worker.job import Job
 from tasker_dist.worker.local_queue import LocalQueue
 
 from .conftest import wait_until
+from .served_queues import served_queue
+
+QUEUE = served_queue()
 
 
 def jobs(count: int, priority: bool = False) -> list[Job]:
-    return [Job(Fetched(f"t{i}-{priority}", b"", 0, priority)) for i in range(count)]
+    return [Job(Fetched(f"t{i}-{priority}", b"", 0, priority), QUEUE) for i in range(count)]
 
 
 def blocked(thread: threading.Thread) -> bool:

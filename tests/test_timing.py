@@ -33,10 +33,11 @@ from tasker_dist.worker.supervisor import RestartPause
 
 from .conftest import wait_until
 from .fake_clock import FakeClock
+from .served_queues import served, served_queue
 
 
 def job(task_id: str) -> Job:
-    return Job(Fetched(task_id, b"", 0, False))
+    return Job(Fetched(task_id, b"", 0, False), served_queue())
 
 
 def doubling(first: float, count: int, cap: float = float("inf")) -> list[float]:
@@ -150,9 +151,9 @@ class FlakyStore:
 def test_the_completer_retries_a_failed_write_with_backoff_until_it_lands(failures: int) -> None:
     clock = FakeClock(autojump=True)
     store = FlakyStore(failures)
-    completer = Completer(store, "w", 1000, 10, clock)  # type: ignore[arg-type]
+    completer = Completer("w", 1000, 10, clock)
     completer.start()
-    report = Report(Finished("t", Status.COMPLETED, b"r"))
+    report = Report(Finished("t", Status.COMPLETED, b"r"), served_queue(store=store))
     completer.add(report)
     assert completer.flush(5)
     completer.close(1)
@@ -193,7 +194,7 @@ def test_the_fetcher_backs_off_while_redis_is_down_then_fetches() -> None:
         def ready_count(self) -> int:
             return 1
 
-    fetcher = Fetcher(store, "w", 1000, local, pace=Pace(), slots=OneSlot(),  # type: ignore[arg-type]
+    fetcher = Fetcher(served(store), "w", 1000, local, pace=Pace(), slots=OneSlot(),
                       in_hand=(local,), clock=clock)  # fmt: skip
     fetcher.start()
     try:

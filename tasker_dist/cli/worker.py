@@ -37,6 +37,9 @@ signals (to the tasker-worker process; it passes them on to its worker processes
                       TERM, ...), also during start-up and during the stop
   further ones        change nothing
 
+`tasker stop --queue NAME` stops every daemon serving NAME, also one that serves other
+queues as well.
+
 exit codes: 0 stopped, 1 killed, 2 bad command line or Config, 3 Redis unreachable
 at start. A signal in the first ~0.3 s, while Python still loads and nothing has
 started, gets its default action: the process ends at once (status 128+signal).
@@ -67,7 +70,8 @@ def load_config(target: str) -> Config[Any]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tasker-worker",
-        description="Run a tasker-dist worker daemon serving one queue.",
+        description="Run a tasker-dist worker daemon serving one queue, or several with "
+        "the same slots and resources.",
         epilog=_SIGNALS_AND_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,7 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--redis-url", help="Redis server (default: Config.redis_url, then $TASKER_REDIS_URL)"
     )
-    p.add_argument("--queue", help="queue to serve (default: Config.queue)")
+    p.add_argument(
+        "--queue",
+        action="append",
+        metavar="NAME[=WEIGHT]",
+        help="a queue to serve (default: Config.queues, else Config.queue). Repeat it to "
+        "serve several with the same slots and resources (worker_count slots in all): "
+        "without weights in strict order, a task of an earlier queue always taken first "
+        "(--queue critical --queue default); with a weight on any, in a random order "
+        "weighted at each fetch, so that no queue starves (--queue a=3 --queue b=1: a "
+        "first 3 times in 4; a queue without one weighs 1)",
+    )
     p.add_argument("--workers", type=int, help="base worker slots (Config.worker_count)")
     p.add_argument("--max-workers", type=int, help="burst limit (Config.max_worker_count)")
     p.add_argument(
@@ -99,8 +113,10 @@ def _parser() -> argparse.ArgumentParser:
 def _configure(args: argparse.Namespace) -> Config[Any]:
     config = load_config(args.config)
     changes: dict[str, Any] = {}
-    if args.queue is not None:
-        changes["queue"] = args.queue
+    if args.queue:
+        queues = tuple(_queue_arg(a) for a in args.queue)
+        changes["queue"] = queues[0] if isinstance(queues[0], str) else queues[0][0]
+        changes["queues"] = () if queues == (changes["queue"],) else queues
     if args.workers is not None:
         changes["worker_count"] = args.workers
         if config.max_worker_count is not None and config.max_worker_count < args.workers:
@@ -118,6 +134,16 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
         config.secret, config.allow_unsigned, config.previous_secrets, queue=config.queue
     ).check_can_seal()
     return config
+
+
+def _queue_arg(arg: str) -> str | tuple[str, int]:
+    """``NAME`` or ``NAME=WEIGHT`` (a queue name may hold ':', never '=')."""
+    name, sep, weight = arg.partition("=")
+    if not sep:
+        return name
+    if not (weight.isascii() and weight.isdigit()) or int(weight) < 1:
+        raise ConfigError(f"--queue {arg}: the weight must be a whole number >= 1")
+    return name, int(weight)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +164,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tasker-worker: {exc}", file=sys.stderr)
             return ExitCode.BAD_CONFIG
         assert config.redis_url is not None
+        first, *others = config.served_queues
         try:
-            store = QueueStore(config.redis_url, config.queue, config.connect_timeout,
+            store = QueueStore(config.redis_url, first, config.connect_timeout,
                                wait_replicas=config.wait_replicas)  # fmt: skip
-            store.check_server()
+            stores = [store, *(store.for_queue(name) for name in others)]
+            for each in stores:  # on a cluster, each queue's own server
+                each.check_server()
         except ConfigError as exc:
             print(f"tasker-worker: {exc}", file=sys.stderr)
             return ExitCode.BAD_CONFIG
@@ -149,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tasker-worker: cannot start: {exc}", file=sys.stderr)
             return ExitCode.NO_START
         try:
-            keeper = LeaseKeeper(store, config.heartbeat_interval, config.hung_after,
+            keeper = LeaseKeeper(stores, config.heartbeat_interval, config.hung_after,
                                  SYSTEM_CLOCK)  # fmt: skip
             return supervise(
                 lambda worker_id, status_fd, pulse: serve(config, worker_id, status_fd, pulse),
-                args.processes, store, signals, keeper,
+                args.processes, stores, signals, keeper,
             )  # fmt: skip
         finally:
-            store.close()
+            for each in reversed(stores):
+                each.close()

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from ..client import CallbackRunner, Options, Producer, QueueingMethods, TaskFuture, build_task
 from ..config import Config, resolve_redis_url
-from ..errors import RedisUnavailable, ShuttingDown, TaskCancelled
+from ..errors import ConfigError, RedisUnavailable, ShuttingDown, TaskCancelled
 from ..metrics import Metrics, RawCluster, Stats, build_metrics, build_stats
 from ..status import FailureKind, KillMode, ManagerState
 from ..store import EmbeddedServer, QueueStore
@@ -44,6 +44,11 @@ class TaskManager(QueueingMethods, Generic[R]):
     """
 
     def __init__(self, config: Config[R]) -> None:
+        if config.queue not in config.served_queues:
+            raise ConfigError(
+                f"a TaskManager queues its tasks on queue {config.queue!r}, which must be "
+                f"one of the queues it serves (Config.queues: {config.served_queues!r})"
+            )
         url = resolve_redis_url(config.redis_url)
         self._server: EmbeddedServer | None = None
         if url is None:
@@ -183,7 +188,8 @@ class TaskManager(QueueingMethods, Generic[R]):
         raw = self._store.read_cluster()
         if self._runtime.stopped:
             return raw
-        own = (self.worker_id, {k: str(v) for k, v in self._runtime.stats_fields().items()})
+        fields = self._runtime.stats_fields(self.config.queue)
+        own = (self.worker_id, {k: str(v) for k, v in fields.items()})
         others = [w for w in raw.workers if w[0] != self.worker_id]
         return dataclasses.replace(raw, workers=[*others, own])
 

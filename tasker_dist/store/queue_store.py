@@ -6,6 +6,7 @@ raises `RedisUnavailable` (never a redis-py error).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -66,6 +67,7 @@ class QueueStore:
         #: Replicas that must have a task queued (or a result stored) before the producer
         #: is told it was accepted (or the result is published): 0 trusts the master.
         self.wait_replicas = wait_replicas
+        self._shares_client = False  # made by `for_queue`: `close` leaves the client open
 
     def _script(self, name: str) -> Script:
         script = self._scripts.get(name)
@@ -244,15 +246,24 @@ class QueueStore:
         heartbeat TTL, to register it if it is not yet in the workers zset)."""
         return cmd.parse_fetch(self._run(cmd.fetch_call(self.keys, worker_id, limit, ttl_ms)))
 
-    def wait_for_work(self, worker_id: str) -> None:
+    def wait_for_work(self, worker_id: str) -> bool:
         """Block (at most `BLOCK_S`) until a producer or fetcher signals queued work, or
-        `wake_worker` wakes this worker."""
+        `wake_worker` wakes this worker; True if it took a token of queued work."""
         if self._blocking is None:
             with redis_errors("connecting", self.url):
                 self._blocking = connect(self.url, self.timeout, blocking=True)
         # Not retried: `interrupt_wait` ends the wait by dropping its connection.
         with redis_errors("BRPOP", self.url):
-            self._blocking.brpop([self.keys.signal, self.keys.wake(worker_id)], timeout=BLOCK_S)
+            reply = self._blocking.brpop(
+                [self.keys.signal, self.keys.wake(worker_id)], timeout=BLOCK_S
+            )
+        return reply is not None and cmd.text(reply[0]) == self.keys.signal
+
+    def pass_signal(self) -> None:
+        """Put back a token `wait_for_work` took but will not act on, for another worker
+        (the list keeps at most two)."""
+        key = self.keys.signal
+        self._pipeline("passing a wake-up on", [("LPUSH", key, 1), ("LTRIM", key, 0, 1)])
 
     def wake_worker(self, worker_id: str) -> None:
         """Make ``worker_id``'s `wait_for_work` return now, or its next one if it is not
@@ -340,7 +351,17 @@ class QueueStore:
         """A pub/sub connection of its own (for a result listener)."""
         return Subscription(self.client, self.url, self.timeout, self.keys.tag)
 
+    def for_queue(self, queue: str) -> QueueStore:
+        """A store of ``queue`` on the same server, sharing this store's connections (but
+        for the blocking one, each store has its own); its `close` leaves them open."""
+        other = copy.copy(self)
+        other.keys = QueueKeys(queue)
+        other._blocking = None
+        other._shares_client = True
+        return other
+
     def close(self) -> None:
-        close(self.client)
+        if not self._shares_client:
+            close(self.client)
         if self._blocking is not None:
             close(self._blocking)

@@ -7,7 +7,6 @@ import logging
 import math
 from dataclasses import dataclass
 
-from ..store import Heartbeat
 from .local_queue import LocalQueue
 from .slot_pool import SlotPool
 from .task_runner import TaskRunner
@@ -63,9 +62,11 @@ class BurstControl:
         self._runner = runner
         self._previous_backlog = 0
 
-    def adjust(self, hb: Heartbeat) -> None:
+    def adjust(self, queued: int) -> None:
+        """Judge bursting, with ``queued`` tasks waiting in Redis (on both lanes of every
+        queue served) as the heartbeats saw them."""
         counts = self._slots.counts()
-        backlog = hb.pending + hb.priority + len(self._jobs)
+        backlog = queued + len(self._jobs)
         sample = BurstSample(
             slots=counts.slots,
             busy=counts.busy,

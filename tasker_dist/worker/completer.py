@@ -1,4 +1,5 @@
-"""`Completer`: writes finished tasks to Redis in batches, one script call per batch.
+"""`Completer`: writes finished tasks to Redis in batches, one script call per batch (per
+queue of the batch, for a worker serving several: each task to its own queue).
 
 Slots hand reports over and go on with their next task; while one write is in flight the
 next reports gather, so under load many results share a round trip. A failed write is
@@ -14,8 +15,9 @@ import threading
 from ..backoff import Backoff
 from ..clock import Clock
 from ..status import Status
-from ..store import QueueStore
+from ..store import Finished
 from .executor import Report
+from .served import ServedQueue
 
 __all__ = ["Completer"]
 
@@ -25,10 +27,7 @@ _MAX_BATCH = 500
 
 
 class Completer:
-    def __init__(
-        self, store: QueueStore, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock
-    ) -> None:
-        self._store = store
+    def __init__(self, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock) -> None:
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._failed_cap = failed_cap
@@ -67,10 +66,12 @@ class Completer:
             self._cond.notify_all()
         self._thread.join(0.5)
 
-    def task_ids(self) -> set[str]:
-        """Tasks whose reports are waiting to be written or being written."""
+    def task_ids(self, queue: ServedQueue | None = None) -> set[str]:
+        """Tasks (of ``queue``, or of all) whose reports are waiting to be written or
+        being written."""
         with self._cond:
-            return {r.finished.task_id for r in (*self._reports, *self._writing)}
+            return {r.finished.task_id for r in (*self._reports, *self._writing)
+                    if queue is None or r.queue is queue}  # fmt: skip
 
     def take_finished(self) -> int:
         """How many tasks were written as finished since the last call."""
@@ -99,19 +100,24 @@ class Completer:
                     self._cond.notify_all()
 
     def _write(self, batch: list[Report]) -> None:
-        finished = [r.finished for r in batch]
+        while batch:  # one queue's reports at a time (with one queue served, all at once)
+            queue = batch[0].queue
+            finished = [r.finished for r in batch if r.queue is queue]
+            batch = [r for r in batch if r.queue is not queue] if len(finished) < len(batch) else []
+            self._write_to(queue, finished)
+            done = sum(1 for f in finished if f.status != Status.RETRIED)
+            with self._cond:
+                self._finished += done
+
+    def _write_to(self, queue: ServedQueue, finished: list[Finished]) -> None:
         backoff: Backoff | None = None
         while True:
             try:
-                self._store.complete(self._worker_id, self._ttl_ms, self._failed_cap, finished)
-                break
+                queue.store.complete(self._worker_id, self._ttl_ms, self._failed_cap, finished)
+                return
             except Exception as exc:  # never drop results: retry whatever went wrong
                 backoff = backoff or Backoff(0.05, 5.0)
                 delay = backoff.next()
-                log.warning(
-                    "writing %d results failed (%r); retrying in %.2fs", len(batch), exc, delay
-                )
+                log.warning("writing %d results failed (%r); retrying in %.2fs",
+                            len(finished), exc, delay)  # fmt: skip
                 self._clock.sleep(delay)
-        done = sum(1 for f in finished if f.status != Status.RETRIED)
-        with self._cond:
-            self._finished += done

@@ -23,7 +23,6 @@ from ..wire import (
     CallableCache,
     FailedRecord,
     Failure,
-    Signer,
     TaskEnvelope,
     check_size,
     codec,
@@ -33,6 +32,7 @@ from ..wire import (
 )
 from .async_loop import AsyncLoop
 from .job import Job
+from .served import ServedQueue
 
 __all__ = ["Executor", "Report"]
 
@@ -40,9 +40,11 @@ log = logging.getLogger("tasker_dist.worker")
 
 
 class Report(NamedTuple):  # as `Fetched`: one per task
-    """What happened to one task; ``unhealthy`` asks the slot to replace its resource."""
+    """What happened to one task, to be written to its ``queue``; ``unhealthy`` asks the
+    slot to replace its resource."""
 
     finished: Finished
+    queue: ServedQueue
     unhealthy: bool = False
 
     @property
@@ -51,18 +53,9 @@ class Report(NamedTuple):  # as `Fetched`: one per task
 
 
 class Executor:
-    def __init__(
-        self,
-        config: Config[Any],
-        aloop: AsyncLoop,
-        signer: Signer,
-        clock: Clock,
-        rejected_channel: str,
-    ) -> None:
+    def __init__(self, config: Config[Any], aloop: AsyncLoop, clock: Clock) -> None:
         self._config = config
-        self._rejected_channel = rejected_channel
         self._aloop = aloop
-        self._signer = signer
         self._clock = clock
         self._callables = CallableCache()
 
@@ -74,10 +67,10 @@ class Executor:
         record: bytes = b"",
         unhealthy: bool = False,
     ) -> Report:
-        """Results are signed here, once, for whoever reads them."""
-        sealed = self._signer.seal(result) if result else b""
+        """Results are signed here, once, for whoever reads them (for the task's queue)."""
+        sealed = job.queue.signer.seal(result) if result else b""
         return Report(Finished(job.task_id, status, sealed, job.reply_to, job.exec_s, job.wait_s,
-                               job.fetched.delivery, record), unhealthy)  # fmt: skip
+                               job.fetched.delivery, record), job.queue, unhealthy)  # fmt: skip
 
     def _failure(
         self, job: Job, failure: Failure, raw: bytes | None = None, unhealthy: bool = False
@@ -100,7 +93,7 @@ class Executor:
             raw = job.task_id.encode("utf-8", "surrogateescape")
             return self.refuse(job, "no task is stored under this id (garbage on a lane?)", raw)
         try:  # verified before anything in it is decoded
-            env = decode_task(self._signer.open(payload))
+            env = decode_task(job.queue.signer.open(payload))
         except SerializationError as exc:  # PayloadRejected included
             return self.refuse(job, str(exc), payload)
         job.reply_to = env.reply_to or ""
@@ -128,7 +121,7 @@ class Executor:
         if not job.reply_to:
             # The envelope did not verify, so the reply channel it names is not to be
             # trusted: the queue's rejected channel tells its producer instead.
-            job.reply_to = self._rejected_channel
+            job.reply_to = job.queue.rejected_channel
         failure = Failure(FailureKind.INVALID, "TaskRejected", f"task payload rejected: {reason}",
                           "")  # fmt: skip
         return self._failure(job, failure, raw)
@@ -143,7 +136,7 @@ class Executor:
         timeout = env.timeout or self._config.task_timeout
         clock = self._clock
         start = clock.monotonic()
-        job.ctx = TaskContext(job.task_id, job.fetched.retries, self._config.queue,
+        job.ctx = TaskContext(job.task_id, job.fetched.retries, job.queue.name,
                               None if timeout is None else start + timeout, clock)  # fmt: skip
         job.wait_s = max(0.0, clock.time() - env.enqueued_at)
         if on_start is not None:

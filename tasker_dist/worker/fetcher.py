@@ -9,6 +9,10 @@ empty (the slot that takes it below half steps aside until the fetcher is awake:
 `LocalQueue.take`), so slots need not wait for a round trip. With nothing queued it
 blocks on the queue's signal list instead of polling, and on this worker's wake list,
 which `stop` pushes so that a stop never waits out a blocking read.
+
+A worker serving several queues fetches from them in the order `ServedQueues.order`
+gives, each fetch taking what the queues before it left of the batch, and with nothing
+queued on any of them waits on all of them at once (`Waiters`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Protocol
 from ..backoff import Backoff
 from ..clock import Clock
 from ..errors import RedisUnavailable
-from ..store import QueueStore
 from .job import Job
 from .local_queue import LocalQueue
+from .served import ServedQueue, ServedQueues
+from .waiters import Waiters
 
 __all__ = [
     "BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "InHand", "Pace", "Slots", "ahead_of_slots",
@@ -65,18 +70,19 @@ class Slots(Protocol):
 
 
 class InHand(Protocol):
-    def task_ids(self) -> set[str]:
-        """Ids of the tasks this part of the worker holds."""
+    def task_ids(self, queue: ServedQueue | None = None) -> set[str]:
+        """Ids of the tasks (of ``queue``) this part of the worker holds."""
 
 
 class Fetcher:
-    """Fetches for ``slots`` at the ``pace`` their tasks run, into ``local``; ``in_hand``
-    are every part of the worker that may hold a fetched task (buffer, slots, completer),
-    so a task Redis says is held but none of them knows can be handed back."""
+    """Fetches from ``queues`` for ``slots`` at the ``pace`` their tasks run, into
+    ``local``; ``in_hand`` are every part of the worker that may hold a fetched task
+    (buffer, slots, completer), so a task Redis says is held but none of them knows can
+    be handed back."""
 
     def __init__(
         self,
-        store: QueueStore,
+        queues: ServedQueues,
         worker_id: str,
         ttl_ms: int,
         local: LocalQueue,
@@ -86,7 +92,7 @@ class Fetcher:
         in_hand: Sequence[InHand],
         clock: Clock,
     ) -> None:
-        self._store = store
+        self._queues = queues
         self._worker_id = worker_id
         self._ttl_ms = ttl_ms
         self._local = local
@@ -96,6 +102,12 @@ class Fetcher:
         self._clock = clock
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tasker-fetcher", daemon=True)
+        # One queue: wait on its signal list in this thread; several: on all of them.
+        self._waiters = Waiters(queues.all, worker_id, clock) if len(queues) > 1 else None
+        #: A fetch of this queue failed: tasks may be held that nobody here knows of.
+        self._unsure: ServedQueue | None = None
+        #: The queues whose wake-up tokens woke this fetcher, until it fetches from them.
+        self._heard: set[ServedQueue] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -104,15 +116,20 @@ class Fetcher:
         """Fetch nothing more; returns once no fetch is in progress (or ``timeout``)."""
         self._stopped.set()
         self._local.wake()
+        if self._waiters is not None:
+            self._waiters.close(timeout)
+            self._thread.join(timeout)
+            return
+        store = self._queues.first.store
         try:
-            self._store.wake_worker(self._worker_id)
+            store.wake_worker(self._worker_id)
             self._thread.join(min(timeout, _WAKE_S))
         except RedisUnavailable:
             pass
         if self._thread.is_alive():
             # Redis is unreachable, or the blocking read hangs on a connection that died
             # silently: close that connection.
-            self._store.interrupt_wait()
+            store.interrupt_wait()
         self._thread.join(timeout)
 
     def _wanted(self) -> int:
@@ -136,34 +153,54 @@ class Fetcher:
         target = slots * each  # about BATCH_BUDGET_S of work for every slot
         return target - buffered if buffered < target // 2 or waiting > buffered else 0
 
-    def _reconcile(self) -> None:
+    def _reconcile(self, queue: ServedQueue) -> None:
         """After a failed fetch: a fetch Redis ran but whose reply was lost (the connection
         dropped) left tasks in our held hash that nobody here knows of. Hand them back;
         the script checks each delivery, so a task finished meanwhile is left alone."""
-        held = self._store.held(self._worker_id)
-        known: set[str] = set().union(*(part.task_ids() for part in self._in_hand))
+        store = queue.store
+        held = store.held(self._worker_id)
+        known: set[str] = set().union(*(part.task_ids(queue) for part in self._in_hand))
         orphans = [(task_id, d) for task_id, d in held.items() if task_id not in known]
-        if orphans and (handed := self._store.requeue(self._worker_id, orphans)):
+        if orphans and (handed := store.requeue(self._worker_id, orphans)):
             log.warning("handed back %d task(s) taken by a fetch whose reply was lost", handed)
+
+    def _fetch(self, limit: int) -> int:
+        """Fetch up to ``limit`` tasks, visiting the queues in their order; returns how
+        many. While a fetch is under way, ``self._unsure`` is its queue."""
+        got = 0
+        heard, self._heard = self._heard, set()
+        for queue in self._queues.order():
+            heard.discard(queue)
+            self._unsure = queue
+            _, fetched = queue.store.fetch(self._worker_id, limit - got, self._ttl_ms)
+            self._unsure = None
+            if fetched:
+                self._local.put((Job(f, queue) for f in fetched), queue.band)
+                got += len(fetched)
+                if got >= limit:
+                    break
+        for queue in heard:  # its token woke us, but the batch was full before its turn:
+            queue.store.pass_signal()  # another worker may take its tasks
+        return got
+
+    def _wait(self) -> None:
+        if self._waiters is not None:
+            self._heard |= self._waiters.wait()
+        else:
+            self._queues.first.store.wait_for_work(self._worker_id)
 
     def _run(self) -> None:
         backoff = Backoff(0.05, 5.0)
-        unsure = False  # a fetch failed: tasks may be held that nobody here knows of
         while not self._stopped.is_set():
             try:
-                if unsure:
-                    self._reconcile()
-                    unsure = False
+                if self._unsure is not None:
+                    self._reconcile(self._unsure)
+                    self._unsure = None
                 limit = self._wanted()
                 if limit <= 0 or self._stopped.is_set():
                     continue
-                unsure = True
-                _, fetched = self._store.fetch(self._worker_id, limit, self._ttl_ms)
-                unsure = False
-                if fetched:
-                    self._local.put(Job(f) for f in fetched)
-                elif not self._stopped.is_set():
-                    self._store.wait_for_work(self._worker_id)
+                if not self._fetch(limit) and not self._stopped.is_set():
+                    self._wait()
                 backoff.reset()
             except Exception as exc:
                 # The thread must outlive any error, or slots would wait for work forever.

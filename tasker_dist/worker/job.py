@@ -10,6 +10,7 @@ from typing import Any
 from ..context import TaskContext
 from ..status import CancelReason
 from ..store import Fetched
+from .served import ServedQueue
 
 __all__ = ["Job"]
 
@@ -24,6 +25,8 @@ class Job:
     watchdog, or a kill) reports its outcome; later reports are dropped."""
 
     fetched: Fetched
+    #: The queue it came from: its result, retry or hand-back goes there.
+    queue: ServedQueue
     ctx: TaskContext | None = None
     reply_to: str = ""
     #: Set while an ``async def`` task runs on the worker's event loop.

@@ -79,8 +79,8 @@ class Lease:
             return
         try:
             if moved := self._store.recover(hb.stale_workers):
-                log.warning("handed back %d task(s) of dead worker(s) %s",
-                            moved, ", ".join(hb.stale_workers))  # fmt: skip
+                log.warning("handed back %d task(s) of dead worker(s) %s to the queue %r",
+                            moved, ", ".join(hb.stale_workers), self._store.keys.queue)  # fmt: skip
         except RedisUnavailable as exc:
             log.warning("recovering dead workers' tasks failed: %s", exc)
 

@@ -4,8 +4,9 @@ A worker process renews its own lease with its heartbeat thread, but a task that
 the interpreter lock (one long C call) starves that thread, and the process would be
 taken for dead and its tasks run again elsewhere while they still run. The supervisor
 never runs user code, so it renews, every heartbeat interval, the lease of each of its
-worker processes whose heartbeat has gone quiet, while the process lives. It does not
-for a process that is:
+worker processes whose heartbeat has gone quiet, while the process lives (on every queue
+the daemon serves: a worker process holds a lease on each). It does not for a process
+that is:
 
 - stopped (SIGSTOP, a debugger): frozen, as a frozen host would be; peers recover its
   tasks once its lease runs out, as before;
@@ -50,9 +51,13 @@ class Watched:
 
 class LeaseKeeper:
     def __init__(
-        self, store: QueueStore, heartbeat_s: float, hung_after: float | None, clock: Clock
+        self,
+        stores: Sequence[QueueStore],
+        heartbeat_s: float,
+        hung_after: float | None,
+        clock: Clock,
     ) -> None:
-        self._store = store
+        self._stores = tuple(stores)
         self._heartbeat_s = heartbeat_s
         self._ttl_ms = lease_ttl_ms(heartbeat_s)
         self._hung_after = hung_after
@@ -86,8 +91,11 @@ class LeaseKeeper:
             quiet.append(p)
         if quiet and now >= self._next_renewal:
             self._next_renewal = now + self._heartbeat_s
-            try:
-                self._store.renew([p.worker_id for p in quiet], self._ttl_ms)
-            except RedisUnavailable as exc:
-                log.warning("could not renew the leases of busy worker processes: %s", exc)
+            ids = [p.worker_id for p in quiet]
+            for store in self._stores:
+                try:
+                    store.renew(ids, self._ttl_ms)
+                except RedisUnavailable as exc:
+                    log.warning("could not renew the leases of busy worker processes on "
+                                "queue %r: %s", store.keys.queue, exc)  # fmt: skip
         return hung

@@ -50,7 +50,7 @@ def serve(
     # The supervisor forks worker processes with these blocked (see supervisor.py): any
     # sent meanwhile are received once the inbox is in place, and counted.
     with SignalInbox(STOP_SIGNALS) as signals:
-        store = QueueStore(config.redis_url, config.queue, config.connect_timeout,
+        store = QueueStore(config.redis_url, config.served_queues[0], config.connect_timeout,
                            wait_replicas=config.wait_replicas)  # fmt: skip
         try:
             return _report(status_fd, _run(config, store, worker_id, signals, pulse))

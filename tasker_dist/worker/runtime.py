@@ -5,6 +5,11 @@ task runner (running, deadlines, writing results), the fetcher, the lease (heart
 burst control, and a resource pool for `run_now`. This module holds only their wiring,
 the heartbeat loop and the life cycle: start, stop (graceful) and kill.
 
+It serves one queue or several (`ServedQueues`) with the same slots: it holds a lease on
+each (a heartbeat on each, so its tasks of every queue are recovered if it dies), a stop
+asked for on any of them stops it, and whatever goes back to Redis goes to the queue its
+task came from.
+
 Threads: one per slot, a fetcher, a completer, the heartbeat, a deadline watchdog once a
 task has a deadline and, when ``async def`` code is used, one event loop. None per task.
 """
@@ -23,7 +28,7 @@ from ..config import Config
 from ..errors import RedisUnavailable
 from ..status import CancelReason, KillMode, Status
 from ..store import Fetched, Heartbeat, QueueStore
-from ..wire import Outcome, Signer, decode_result
+from ..wire import Outcome, decode_result
 from .async_loop import AsyncLoop
 from .burst import BurstControl
 from .fetcher import Fetcher
@@ -32,6 +37,7 @@ from .lease import Lease
 from .local_queue import LocalQueue
 from .resource_pool import ResourcePool
 from .resources import ResourceHooks
+from .served import ServedQueue, ServedQueues
 from .slot_pool import SlotPool
 from .task_runner import TaskRunner
 
@@ -54,9 +60,11 @@ def _held(jobs: list[Job]) -> list[tuple[str, int]]:
 
 
 class WorkerRuntime:
-    """Serves ``config.queue`` from ``store`` with ``config.worker_count`` slots (more
+    """Serves ``config.served_queues`` on ``store``'s server (``store`` serves its own
+    queue, the others share its connections) with ``config.worker_count`` slots (more
     while bursting). ``on_stop_request`` is called when a stop is asked for through Redis
-    (``tasker stop``); a kill gives up on running tasks the way ``kill_mode`` says."""
+    (``tasker stop``, on any of the queues); a kill gives up on running tasks the way
+    ``kill_mode`` says."""
 
     def __init__(
         self,
@@ -71,25 +79,35 @@ class WorkerRuntime:
     ) -> None:
         self._config = config
         self.worker_id = worker_id or new_worker_id()
-        self._store = store
+        self._queues = ServedQueues.of(config, store)
         self._kill_mode = kill_mode
         self._on_stop_request = on_stop_request
         self._on_beat = on_beat
         self._clock = clock
         self._started_ms = int(clock.time() * 1000)
-        self._signer = Signer.from_settings(
-            config.secret, config.allow_unsigned, config.previous_secrets, queue=config.queue
-        )
         self._aloop = AsyncLoop()
         hooks = ResourceHooks(config, self._aloop, clock)
-        self._local = LocalQueue()
-        self._runner = TaskRunner(config, store, self.worker_id, self._signer, self._aloop, clock)
+        self._local = LocalQueue(self._queues.bands)
+        self._runner = TaskRunner(config, self.worker_id, self._aloop, clock)
         self._nudge = threading.Event()  # beat now: slots came or went
         self._slots = SlotPool(hooks, self._local, self._runner, clock, self._nudge)
         self._pool = ResourcePool(config.pool_size, hooks)
-        self._lease = Lease(store, self.worker_id, config.heartbeat_interval, self._started_ms,
-                            clock, config.connect_timeout)  # fmt: skip
-        self._fetcher = Fetcher(store, self.worker_id, self._lease.ttl_ms, self._local,
+        self._leases = [
+            (
+                q,
+                Lease(
+                    q.store,
+                    self.worker_id,
+                    config.heartbeat_interval,
+                    self._started_ms,
+                    clock,
+                    config.connect_timeout,
+                ),
+            )
+            for q in self._queues
+        ]
+        ttl_ms = self._leases[0][1].ttl_ms
+        self._fetcher = Fetcher(self._queues, self.worker_id, ttl_ms, self._local,
                                 pace=self._runner, slots=self._slots,
                                 in_hand=(self._local, self._slots, self._runner),
                                 clock=clock)  # fmt: skip
@@ -109,22 +127,26 @@ class WorkerRuntime:
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start the slots and threads; raises `ConfigError` without a secret (and without
-        ``allow_unsigned``) or if the server cannot hold queues (see
+        ``allow_unsigned``) or if a server cannot hold queues (see
         `QueueStore.check_server`), `RedisUnavailable` if Redis is unreachable."""
-        self._signer.check_can_seal()
-        self._store.check_server()
-        policy = self._store.eviction_policy()
-        if policy not in (None, "noeviction"):
-            log.warning("Redis maxmemory-policy is %r: under memory pressure Redis may evict "
-                        "queued tasks and results; set it to noeviction", policy)  # fmt: skip
+        self._queues.first.signer.check_can_seal()
+        for queue in self._queues:  # on a cluster, each queue's own server
+            queue.store.check_server()
+        for queue in self._queues:
+            policy = queue.store.eviction_policy()
+            if policy not in (None, "noeviction"):
+                log.warning("Redis maxmemory-policy is %r: under memory pressure Redis may "
+                            "evict queued tasks and results; set it to noeviction",
+                            policy)  # fmt: skip
+                break
         # Registered before it takes any task, so that its tasks are recovered if it dies.
         self._beat()
         self._heartbeat.start()
         self._slots.add(self._config.worker_count, burst=False)
         self._runner.start()
         self._fetcher.start()
-        log.info("worker %s serving queue %r with %d slot(s)",
-                 self.worker_id, self._config.queue, self._config.worker_count)  # fmt: skip
+        log.info("worker %s serving %s with %d slot(s)",
+                 self.worker_id, self._queues.describe(), self._config.worker_count)  # fmt: skip
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful: fetch nothing new, hand back what was fetched but not started,
@@ -189,13 +211,18 @@ class WorkerRuntime:
             self._quiesced.set()
 
     def _hand_back(self, jobs: list[Job], what: str, level: int) -> None:
-        if not jobs:
-            return
-        try:
-            handed = self._store.requeue(self.worker_id, _held(jobs))
-            log.log(level, "handed %d %s task(s) back to the queue", handed, what)
-        except RedisUnavailable as exc:
-            log.error("could not hand back %d %s task(s): %s", len(jobs), what, exc)
+        """Hand ``jobs`` back, each to its own queue."""
+        for queue in self._queues:
+            mine = [job for job in jobs if job.queue is queue]
+            if not mine:
+                continue
+            try:
+                handed = queue.store.requeue(self.worker_id, _held(mine))
+                log.log(level, "handed %d %s task(s) back to the queue %r",
+                        handed, what, queue.name)  # fmt: skip
+            except RedisUnavailable as exc:
+                log.error("could not hand back %d %s task(s) to queue %r: %s",
+                          len(mine), what, queue.name, exc)  # fmt: skip
 
     def _finish(self) -> None:
         with self._end_lock:
@@ -206,7 +233,9 @@ class WorkerRuntime:
         self._heartbeat_stop.set()
         self._nudge.set()
         self._heartbeat.join(5)
-        self._lease.leave()
+        for _, lease in self._leases:
+            lease.leave()
+        self._queues.close()
         self._pool.close()
         self._aloop.close()
         self._stopped.set()
@@ -220,17 +249,23 @@ class WorkerRuntime:
         retries = 0
         while True:
             resource = self._pool.acquire()
-            job = Job(Fetched(task_id, payload, retries, False))
+            job = Job(Fetched(task_id, payload, retries, False), self._queues.first)
             report = self._runner.executor.run(job, resource)
             self._pool.release(resource, healthy=not report.unhealthy)
             if report.status != Status.RETRIED:
-                return decode_result(self._signer.open(report.finished.result))
+                return decode_result(job.queue.signer.open(report.finished.result))
             retries += 1
 
     # -- the heartbeat ------------------------------------------------------------------
-    def stats_fields(self) -> dict[str, Any]:
-        """This worker's entry in the cluster stats, as of now."""
+    def stats_fields(self, queue: str | None = None) -> dict[str, Any]:
+        """This worker's entry in the stats of ``queue`` (None: the first it serves), as
+        of now. A worker serving several queues shows all its slots in the stats of each,
+        and there the tasks of that queue it runs."""
         counts = self._slots.counts()
+        running = counts.running
+        if len(self._queues) > 1:
+            served = next((q for q in self._queues if q.name == queue), self._queues.first)
+            running = len(self._slots.running(served))
         return {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -238,7 +273,7 @@ class WorkerRuntime:
             "base": self._config.worker_count,
             "active": counts.ready,
             "burst": counts.burst,
-            "running": counts.running,
+            "running": running,
             "idle": max(0, counts.ready - counts.running) + self._pool.idle,
         }
 
@@ -260,41 +295,53 @@ class WorkerRuntime:
             self._beat(burst)
 
     def _beat(self, burst: bool = False) -> None:
-        """One heartbeat, and what follows from its reply; never raises (the heartbeat
-        must outlive any error of ours, or the worker would lose its lease)."""
-        try:
-            hb = self._lease.renew(self.stats_fields())
-            if hb is None:
-                return
-            self._react(hb)
-            if burst:
-                self._burst.adjust(hb)
-        except Exception:
-            log.exception("handling a heartbeat failed")
+        """One heartbeat on each queue, and what follows from their replies; never raises
+        (the heartbeat must outlive any error of ours, or the worker would lose its
+        lease)."""
+        queued = 0
+        for queue, lease in self._leases:
+            if self._on_beat is not None and queue is not self._queues.first:
+                # alive: a heartbeat waiting on a silent Redis takes no longer per beat
+                # of the pulse than with one queue (see Config.hung_after)
+                self._on_beat(self._clock.monotonic())
+            try:
+                hb = lease.renew(self.stats_fields(queue.name))
+                if hb is None:
+                    burst = False  # the backlog is not known
+                    continue
+                queued += hb.pending + hb.priority
+                self._react(queue, lease, hb)
+            except Exception:
+                log.exception("handling a heartbeat failed")
+        if burst:
+            try:
+                self._burst.adjust(queued)
+            except Exception:
+                log.exception("judging bursting failed")
 
-    def _react(self, hb: Heartbeat) -> None:
+    def _react(self, queue: ServedQueue, lease: Lease, hb: Heartbeat) -> None:
         if hb.was_dead:
-            self._lost_lease()
-        self._lease.recover_stale(hb)
-        if self._lease.stop_requested(hb) and not self._slots.halting.is_set():
-            log.info("stop requested through Redis")
+            self._lost_lease(queue)
+        lease.recover_stale(hb)
+        if lease.stop_requested(hb) and not self._slots.halting.is_set():
+            log.info("stop requested through Redis (queue %r)", queue.name)
             if self._on_stop_request is not None:
                 self._on_stop_request()
 
-    def _lost_lease(self) -> None:
-        """This worker was taken for dead (no heartbeat in time: frozen, partitioned) and
-        the tasks it held were handed to others. It may have fetched again since (a fetch
-        can run before the heartbeat that tells it), so nothing is dropped: what it
-        fetched goes back to the queue (the script hands back only deliveries it still
-        holds), and only the running tasks it no longer holds are cancelled (their
-        results would be refused)."""
+    def _lost_lease(self, queue: ServedQueue) -> None:
+        """This worker was taken for dead on ``queue`` (no heartbeat in time: frozen,
+        partitioned) and the tasks it held there were handed to others. It may have
+        fetched again since (a fetch can run before the heartbeat that tells it), so
+        nothing is dropped: what it fetched from that queue goes back (the script hands
+        back only deliveries it still holds), and only the running tasks it no longer
+        holds are cancelled (their results would be refused)."""
         # The running jobs first: any started after the read below was fetched after it,
         # so is held, and must not be taken for one it lost.
-        running = self._slots.running()
-        unstarted = self._local.drain()
+        running = self._slots.running(queue)
+        unstarted = self._local.drain(queue)
         self._hand_back(unstarted, "fetched but unstarted", logging.WARNING)
         try:
-            held = self._store.held(self.worker_id)
+            held = queue.store.held(self.worker_id)
         except RedisUnavailable as exc:
             # Cancelling a task it still holds would fail that task: better to let the
             # ones it lost run on, their results refused.
@@ -303,5 +350,6 @@ class WorkerRuntime:
         lost = [job for job in running if held.get(job.task_id) != job.fetched.delivery]
         for job in lost:
             job.cancel(CancelReason.LEASE_LOST)
-        log.error("this worker missed its heartbeats and was taken for dead; its tasks were "
-                  "handed to other workers (%d running ones cancelled)", len(lost))  # fmt: skip
+        log.error("this worker missed its heartbeats and was taken for dead on queue %r; its "
+                  "tasks there were handed to other workers (%d running ones cancelled)",
+                  queue.name, len(lost))  # fmt: skip

@@ -12,6 +12,7 @@ from ..status import CancelReason
 from .job import Job
 from .local_queue import LocalQueue
 from .resources import ResourceHooks
+from .served import ServedQueue
 from .slot import Slot
 from .task_runner import TaskRunner
 
@@ -82,13 +83,14 @@ class SlotPool:
         """Slots that hold a resource and will take tasks (the fetcher fetches for them)."""
         return sum(1 for s in self._list() if s.ready and not s.retiring)
 
-    def task_ids(self) -> set[str]:
-        """Tasks running in the slots now."""
-        return {job.task_id for slot in self._list() if (job := slot.job)}
+    def task_ids(self, queue: ServedQueue | None = None) -> set[str]:
+        """Tasks (of ``queue``, or of all) running in the slots now."""
+        return {job.task_id for job in self.running(queue)}
 
-    def running(self) -> list[Job]:
-        """The jobs running in the slots now."""
-        return [job for slot in self._list() if (job := slot.job) is not None]
+    def running(self, queue: ServedQueue | None = None) -> list[Job]:
+        """The jobs (of ``queue``, or of all) running in the slots now."""
+        return [job for slot in self._list() if (job := slot.job) is not None
+                and (queue is None or job.queue is queue)]  # fmt: skip
 
     def cancel_running(self, reason: CancelReason) -> None:
         for job in self.running():

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -181,7 +181,7 @@ def _describe(code: int) -> str:
 def supervise(
     main: WorkerMain,
     processes: int,
-    store: QueueStore,
+    stores: Sequence[QueueStore],
     signals: SignalInbox,
     keeper: LeaseKeeper,
     clock: Clock = SYSTEM_CLOCK,
@@ -189,7 +189,8 @@ def supervise(
     """Run ``processes`` worker processes, each forked to call ``main``, until they stop;
     returns the exit code. ``signals`` receives `STOP_SIGNALS` (those that came before
     count too): the first stops the worker processes, the second kills them. ``keeper``
-    keeps the leases of processes too busy to heartbeat, and finds the hung ones."""
+    keeps the leases of processes too busy to heartbeat, and finds the hung ones. The
+    tasks of a process that died go back to their queues, ``stores``."""
     children = [_Child(i, main, RestartPause(clock)) for i in range(processes)]
     asked = 0  # how many of (stop, kill) the worker processes were sent
 
@@ -216,7 +217,7 @@ def supervise(
             )):  # fmt: skip
                 child.exit_code = code
                 continue
-            _crashed(child, code, store, "it was hung" if hung else "most likely killed by "
+            _crashed(child, code, stores, "it was hung" if hung else "most likely killed by "
                      "the task it was running")  # fmt: skip
         running = [c.watched for c in children if c.watched is not None]
         for stuck in keeper.tick(running):
@@ -228,23 +229,26 @@ def supervise(
     return max(ExitCode.KILLED if (c.exit_code or 0) < 0 else (c.exit_code or 0) for c in children)
 
 
-def _crashed(child: _Child, code: int, store: QueueStore, why: str) -> None:
+def _crashed(child: _Child, code: int, stores: Sequence[QueueStore], why: str) -> None:
     lived = child.restarts.lived()
-    try:
-        handed = store.recover([child.worker_id], only_stale=False)
-    except RedisUnavailable as exc:
-        handed = -1
-        log.error(
-            "could not hand back the tasks of %s now (%s); live workers will once "
-            "its heartbeat goes stale",
-            child.worker_id,
-            exc,
-        )
+    handed, failed = 0, False
+    for store in stores:
+        try:
+            handed += store.recover([child.worker_id], only_stale=False)
+        except RedisUnavailable as exc:
+            failed = True
+            log.error(
+                "could not hand back the tasks of %s on queue %r now (%s); live workers "
+                "will once its heartbeat goes stale",
+                child.worker_id,
+                store.keys.queue,
+                exc,
+            )
     pause = child.restarts.died(lived)  # from now: a slow hand-back does not shorten it
     log.error(
         "worker process %s died (%s) after %.1fs, %s; %s; restarting it in %.1fs",
         child.worker_id, _describe(code), lived, why,
-        f"handed {handed} task(s) it held back to the queue" if handed >= 0 else "",
+        f"handed {handed} task(s) it held back to the queue" if not failed else "",
         pause,
     )  # fmt: skip
     sys.stderr.flush()

@@ -13,13 +13,12 @@ from typing import Any
 from ..clock import Clock
 from ..config import Config
 from ..status import CancelReason, FailureKind
-from ..store import QueueStore
-from ..wire import Signer
 from .async_loop import AsyncLoop
 from .completer import Completer
 from .deadlines import Deadlines
 from .executor import Executor, Report
 from .job import Job
+from .served import ServedQueue
 
 __all__ = ["TaskRunner"]
 
@@ -27,18 +26,10 @@ log = logging.getLogger("tasker_dist.worker")
 
 
 class TaskRunner:
-    def __init__(
-        self,
-        config: Config[Any],
-        store: QueueStore,
-        worker_id: str,
-        signer: Signer,
-        aloop: AsyncLoop,
-        clock: Clock,
-    ) -> None:
-        self.executor = Executor(config, aloop, signer, clock, store.keys.rejected_channel)
+    def __init__(self, config: Config[Any], worker_id: str, aloop: AsyncLoop, clock: Clock) -> None:
+        self.executor = Executor(config, aloop, clock)
         self._completer = Completer(
-            store, worker_id, int(config.result_ttl * 1000), config.failed_limit, clock
+            worker_id, int(config.result_ttl * 1000), config.failed_limit, clock
         )
         self._deadlines = Deadlines(self._expired, clock)
         self._mean_exec_s: float | None = None
@@ -75,9 +66,9 @@ class TaskRunner:
             message = f"task {job.task_id} was cancelled (kill)"
             self._completer.add(self.executor.settled_by(job, FailureKind.CANCELLED, message))
 
-    def task_ids(self) -> set[str]:
-        """Tasks whose reports are not yet written."""
-        return self._completer.task_ids()
+    def task_ids(self, queue: ServedQueue | None = None) -> set[str]:
+        """Tasks (of ``queue``, or of all) whose reports are not yet written."""
+        return self._completer.task_ids(queue)
 
     def take_finished(self) -> int:
         """How many tasks were written as finished since the last call."""
