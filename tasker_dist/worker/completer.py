@@ -38,10 +38,16 @@ class Completer:
         self._finished = 0  # tasks written as finished (not retried) since `take_finished`
         self._cond = threading.Condition()
         self._closed = False
+        self._retry = threading.Event()  # Redis is back: retry a failed write now
         self._thread = threading.Thread(target=self._run, name="tasker-completer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def retry_now(self) -> None:
+        """Redis answers again (a heartbeat got through after failing): a write waiting
+        out its backoff, which grew during the outage, is tried at once."""
+        self._retry.set()
 
     def add(self, report: Report) -> None:
         with self._cond:
@@ -120,4 +126,5 @@ class Completer:
                 delay = backoff.next()
                 log.warning("writing %d results failed (%r); retrying in %.2fs",
                             len(finished), exc, delay)  # fmt: skip
-                self._clock.sleep(delay)
+                if self._clock.wait(self._retry, delay):
+                    self._retry.clear()

@@ -53,6 +53,8 @@ class Lease:
         self.grace_s = self.ttl_ms / 1000 + 4 * connect_timeout
         self._judge_after = 0.0  # monotonic time from which stale peers are recovered
         self._cut_off = False  # the last heartbeat failed
+        #: The last heartbeat got through after one that failed: Redis is back.
+        self.back = False
         self._stop_seen_ms = started_ms  # stop requests up to here are handled
 
     def renew(self, stats: Mapping[str, Any]) -> Heartbeat | None:
@@ -64,6 +66,7 @@ class Lease:
         except Exception:
             log.exception("heartbeat failed")
         else:
+            self.back = self._cut_off
             if self._cut_off:
                 self._cut_off = False
                 self._judge_after = self._clock.monotonic() + self.grace_s

@@ -309,6 +309,8 @@ class WorkerRuntime:
                 if hb is None:
                     burst = False  # the backlog is not known
                     continue
+                if lease.back:  # results held back by the outage go now, not after a backoff
+                    self._runner.retry_writes()
                 queued += hb.pending + hb.priority
                 self._react(queue, lease, hb)
             except Exception:

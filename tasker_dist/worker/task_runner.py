@@ -70,6 +70,10 @@ class TaskRunner:
         """Tasks (of ``queue``, or of all) whose reports are not yet written."""
         return self._completer.task_ids(queue)
 
+    def retry_writes(self) -> None:
+        """See `Completer.retry_now`."""
+        self._completer.retry_now()
+
     def take_finished(self) -> int:
         """How many tasks were written as finished since the last call."""
         return self._completer.take_finished()
