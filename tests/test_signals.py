@@ -119,10 +119,12 @@ def _pair_trial(
             out = daemon.output()
             assert not tagged(tag), f"{where}: left running\n{out}"
             ran = started.exists()
-            loading = not caught and (code < 0 or "Traceback" in out)
+            loading = not caught and (code < 0 or "KeyboardInterrupt" in out)
             if loading:
                 # the first came while Python was still loading the program, before the
-                # daemon had handlers: the default action (or KeyboardInterrupt) ended it
+                # daemon had handlers: the default action (or KeyboardInterrupt) ended it;
+                # raised while Python reads the script, before its first line runs, the
+                # KeyboardInterrupt comes without a traceback (status 1)
                 assert "started worker process" not in out, f"{where}: {out}"
             else:
                 assert code in (0, 1), f"{where}: exit {code}\n{out}"

@@ -42,7 +42,8 @@ queues as well.
 
 exit codes: 0 stopped, 1 killed, 2 bad command line or Config, 3 Redis unreachable
 at start. A signal in the first ~0.3 s, while Python still loads and nothing has
-started, gets its default action: the process ends at once (status 128+signal).
+started, gets its default action: the process ends at once (status 128+signal, or 1
+when a SIGINT is raised as KeyboardInterrupt in Python's own start-up).
 """
 
 
