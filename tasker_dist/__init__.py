@@ -5,7 +5,7 @@ from tasker_dist import Config, TaskManager, Producer, AsyncProducer, TaskContex
 
 from __future__ import annotations
 
-from .client import AsyncProducer, Producer, TaskFuture
+from .client import AsyncProducer, Producer, SpreadProducer, TaskFuture
 from .config import Config
 from .context import TaskContext
 from .errors import (
@@ -53,6 +53,7 @@ __all__ = [
     "ResultExpired",
     "SerializationError",
     "ShuttingDown",
+    "SpreadProducer",
     "Stats",
     "TaskCancelled",
     "TaskContext",

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
 from .redis_url import parse_redis_url
+from .spread import MAX_SPREAD, sub_queues
 
 __all__ = [
     "REDIS_URL_ENV",
@@ -143,6 +144,9 @@ class Config(Generic[R]):
     or (name, weight) pairs, served in a random order weighted by weight at each fetch
     (a name without a weight weighs 1), so that none starves. Empty (the default): the
     worker serves ``queue`` alone. ``queue`` is where a `TaskManager` queues its tasks.
+    ``spread`` > 1 spreads each of them over that many sub-queues (``NAME:0``, ...; see
+    `SpreadProducer`), which a worker serves in turn, each with the weight of its queue,
+    so that one queue can use every master of a Redis Cluster.
 
     ``secret`` (default ``$TASKER_SECRET``) signs and verifies every payload; without one
     a worker runs nothing unless ``allow_unsigned`` says only trusted code can write to
@@ -175,6 +179,7 @@ class Config(Generic[R]):
     max_payload_bytes: int = 10 * 1024 * 1024
     wait_replicas: int = 0
     queues: tuple[str | tuple[str, int], ...] = ()
+    spread: int = 1
 
     def __post_init__(self) -> None:
         _check_callable("on_create", self.on_create, optional=False)
@@ -229,20 +234,27 @@ class Config(Generic[R]):
             raise ConfigError(f"allow_unsigned must be a bool, got {self.allow_unsigned!r}")
         check_queues(self.queues)
         object.__setattr__(self, "queues", tuple(self.queues))  # a list given: frozen as well
+        check_int("spread", self.spread, 1)
+        if self.spread > MAX_SPREAD:
+            raise ConfigError(f"spread must be <= {MAX_SPREAD}, got {self.spread}")
+        for name in self.served_queues:
+            check_queue_name(name, f"a sub-queue of spread {self.spread}")
 
     @property
     def served_queues(self) -> tuple[str, ...]:
-        """The queues a worker serves, in the order given: ``queues``, or ``queue`` alone."""
-        return tuple(name for name, _ in check_queues(self.queues)) or (self.queue,)
+        """The queues a worker serves, in the order given: ``queues``, or ``queue`` alone;
+        each as its `spread` sub-queues, one after the other."""
+        names = tuple(name for name, _ in check_queues(self.queues)) or (self.queue,)
+        return tuple(sub for name in names for sub in sub_queues(name, self.spread))
 
     @property
     def queue_weights(self) -> tuple[int, ...] | None:
-        """The weights of `served_queues` (1 where none was given), or None when none has
-        one: then they are served in strict order."""
+        """The weights of `served_queues` (1 where none was given; a sub-queue has its
+        queue's), or None when none has one: then they are served in strict order."""
         parsed = check_queues(self.queues)
         if all(weight is None for _, weight in parsed):
             return None
-        return tuple(weight or 1 for _, weight in parsed)
+        return tuple(weight or 1 for _, weight in parsed for _ in range(self.spread))
 
     @property
     def burst_limit(self) -> int:

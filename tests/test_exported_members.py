@@ -15,7 +15,7 @@ PUBLIC_API = {
     "AsyncProducer", "Config", "ConfigError", "EmbeddedServerError", "MaxRetriesExceeded",
     "Metrics", "NotReplicated", "PayloadRejected", "PayloadTooLarge", "Producer", "QueueFull",
     "RedisFailover", "RedisUnavailable", "RemoteTraceback", "ResultExpired", "SerializationError",
-    "ShuttingDown", "Stats",
+    "ShuttingDown", "SpreadProducer", "Stats",
     "TaskCancelled", "TaskContext", "TaskError", "TaskFailed", "TaskFuture", "TaskLost",
     "TaskManager", "TaskNotFound", "TaskQuarantined", "TaskRejected", "TaskTimeout",
     "TaskerError", "WorkerInfo",

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasker_dist import AsyncProducer, Config, ConfigError, Producer, TaskManager
+from tasker_dist import AsyncProducer, Config, ConfigError, Producer, SpreadProducer, TaskManager
+from tasker_dist.spread import sub_queues
 from tasker_dist.status import ExitCode
 
 from . import tasks
@@ -95,3 +96,20 @@ def test_a_producer_pointed_at_a_cluster_node_hears_which_url_to_write(
         ConfigError, match=r"is a node of a Redis Cluster \(it sent the command to another "
     ):  # fmt: skip
         producer.enqueue(tasks.padded, 1, "")
+
+
+def test_a_queue_spread_over_three_sub_queues_uses_every_master_of_the_cluster(
+    cluster: Cluster, start_worker: Callable[..., ChildProcess], queue: str
+) -> None:
+    subs = sub_queues(queue, 3)
+    masters = {cluster.master_for(f"tasker:{{{sub}}}:pending").port for sub in subs}
+    assert len(masters) == 3  # one sub-queue on each master
+    start_worker("tests.tasks:config", "--redis-url", cluster.url, "--spread", "3", env=ENV)
+    with SpreadProducer(cluster.url, queue, spread=3) as producer:
+        futures = [producer.queue_task_async(tasks.padded, n, "") for n in range(300)]
+        assert [f.result(60) for f in futures] == list(range(300))
+        assert producer.metrics().total_tasks_completed == 300
+        assert len(producer.stats().workers) == 1
+    for sub in subs:  # each master ran its share
+        with Producer(cluster.url, sub) as each:
+            assert each.metrics().total_tasks_completed == 100

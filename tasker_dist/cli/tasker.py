@@ -48,10 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("stats", "workers and queues"), ("metrics", "counters and timings")):
         cmd = sub.add_parser(name, help=f"show the cluster's {text}")
         _target(cmd)
+        _spread(cmd)
         cmd.add_argument("--json", action="store_true", help="print JSON")
 
     stop = sub.add_parser("stop", help="ask daemons to stop gracefully")
     _target(stop)
+    _spread(stop)
     stop.add_argument("--worker", help="one worker id (see `tasker stats`); default: all")
 
     sub.add_parser(
@@ -69,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
 def _target(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--redis-url", help="default: $TASKER_REDIS_URL")
     cmd.add_argument("--queue", default="default")
+
+
+def _spread(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--spread", type=int, default=1, metavar="N",
+                     help="the queue is spread over N sub-queues (tasker-worker --spread N): "
+                     "all of them, together")  # fmt: skip
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -125,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 return failed.run(args, store)
             finally:
                 store.close()
-        from ..client import Producer
+        from ..client import SpreadProducer
 
-        with Producer(_url(args), args.queue) as producer:
+        with SpreadProducer(_url(args), args.queue, spread=args.spread) as producer:
             if args.command == "stats":
                 _show(producer.stats(), args.json)
             elif args.command == "metrics":

@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         "weighted at each fetch, so that no queue starves (--queue a=3 --queue b=1: a "
         "first 3 times in 4; a queue without one weighs 1)",
     )
+    p.add_argument(
+        "--spread",
+        type=int,
+        metavar="N",
+        help="serve each queue as the N sub-queues a SpreadProducer spreads it over, so "
+        "that one queue uses every master of a Redis Cluster (Config.spread; default 1). "
+        "Producers and daemons must use the same N",
+    )
     p.add_argument("--workers", type=int, help="base worker slots (Config.worker_count)")
     p.add_argument("--max-workers", type=int, help="burst limit (Config.max_worker_count)")
     p.add_argument(
@@ -118,6 +126,8 @@ def _configure(args: argparse.Namespace) -> Config[Any]:
         queues = tuple(_queue_arg(a) for a in args.queue)
         changes["queue"] = queues[0] if isinstance(queues[0], str) else queues[0][0]
         changes["queues"] = () if queues == (changes["queue"],) else queues
+    if args.spread is not None:
+        changes["spread"] = args.spread
     if args.workers is not None:
         changes["worker_count"] = args.workers
         if config.max_worker_count is not None and config.max_worker_count < args.workers:

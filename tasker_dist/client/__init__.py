@@ -1,5 +1,5 @@
-"""The client side: `Producer`, `AsyncProducer`, and the listener that brings results
-back. Imports the core, wire, metrics and store layers; never the worker.
+"""The client side: `Producer`, `AsyncProducer`, `SpreadProducer`, and the listener that
+brings results back. Imports the core, wire, metrics and store layers; never the worker.
 """
 
 from .async_producer import AsyncProducer
@@ -7,6 +7,7 @@ from .callbacks import Callback, CallbackRunner
 from .listener import TaskFuture
 from .producer import Producer
 from .queueing import QueueingMethods
+from .spread_producer import SpreadProducer
 from .submission import Options, build_task
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Options",
     "Producer",
     "QueueingMethods",
+    "SpreadProducer",
     "TaskFuture",
     "build_task",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
-from ..metrics import Metrics, Stats, build_metrics, build_stats
+from ..metrics import Metrics, RawCluster, Stats, build_metrics, build_stats
 from .base import BaseProducer
 from .listener import TaskFuture, missing
 from .queueing import QueueingMethods
@@ -87,11 +87,19 @@ class Producer(BaseProducer, QueueingMethods):
 
     def stats(self) -> Stats:
         """Workers, queue lengths and running tasks of the whole cluster, now."""
-        return build_stats(self._store.read_cluster())
+        return build_stats(self._read_cluster())
 
     def metrics(self) -> Metrics:
         """Cluster-wide counters, execution-time percentiles and recent rates."""
-        return build_metrics(self._store.read_cluster())
+        return build_metrics(self._read_cluster())
+
+    def _read_cluster(self) -> RawCluster:
+        return self._store.read_cluster()
+
+    def _knows(self, task_id: str) -> bool:
+        """Redis holds ``task_id`` on this queue: queued, running, finished or its id kept."""
+        [presence] = self._store.presence([task_id])
+        return presence.queued or presence.result is not None or presence.finished
 
     def request_stop(self, worker_id: str | None = None) -> None:
         """Ask every daemon serving this queue (or the one with ``worker_id``, as listed

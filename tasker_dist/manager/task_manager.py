@@ -44,6 +44,12 @@ class TaskManager(QueueingMethods, Generic[R]):
     """
 
     def __init__(self, config: Config[R]) -> None:
+        if config.spread > 1:
+            raise ConfigError(
+                f"a TaskManager queues on one queue, not spread (Config.spread is "
+                f"{config.spread}): spread queues are for tasker-worker daemons and "
+                "SpreadProducer"
+            )
         if config.queue not in config.served_queues:
             raise ConfigError(
                 f"a TaskManager queues its tasks on queue {config.queue!r}, which must be "

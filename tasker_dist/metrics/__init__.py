@@ -3,6 +3,7 @@ mergeable histogram behind the percentiles. Pure logic; imports only the core mo
 """
 
 from . import histogram
+from .merge import merge_raw
 from .stats import (
     RATE_WINDOW_S,
     Metrics,
@@ -22,4 +23,5 @@ __all__ = [
     "build_metrics",
     "build_stats",
     "histogram",
+    "merge_raw",
 ]

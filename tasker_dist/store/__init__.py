@@ -12,11 +12,9 @@ from .clients import MAX_CONNECTIONS
 from .embedded_server import EmbeddedServer, find_server_binary
 from .keys import QueueKeys
 from .queue_store import QueueStore
-from .spread import MAX_SPREAD, sub_queues
 
 __all__ = [
     "MAX_CONNECTIONS",
-    "MAX_SPREAD",
     "AsyncQueueStore",
     "EmbeddedServer",
     "Fetched",
@@ -25,5 +23,4 @@ __all__ = [
     "QueueKeys",
     "QueueStore",
     "find_server_binary",
-    "sub_queues",
 ]

@@ -9,10 +9,15 @@ Two orders: **strict** (no weights given): each fetch visits the queues in the o
 so a task of an earlier queue is always taken before one of a later queue; **weighted**:
 each fetch visits them in a random order in which a queue comes first with a probability
 proportional to its weight (as Sidekiq's weighted queues), so that no queue starves.
+
+A queue spread over sub-queues (`Config.spread`) is served as its sub-queues, each with
+the queue's weight; in strict order they take turns in coming first, and share the
+queue's place (its bands), as none of them comes before another.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,18 +59,25 @@ class ServedQueues:
     """The queues a worker serves; `order` is the order in which one fetch visits them."""
 
     def __init__(
-        self, queues: Sequence[ServedQueue], weighted: bool, rng: random.Random | None = None
+        self,
+        queues: Sequence[ServedQueue],
+        weighted: bool,
+        rng: random.Random | None = None,
+        spread: int = 1,
     ) -> None:
+        """``queues`` come ``spread`` at a time: the sub-queues of one queue."""
         if not queues:
             raise ValueError("a worker serves at least one queue")
         self.all = tuple(queues)
         self.weighted = weighted and len(self.all) > 1
         self._rng = rng or random.Random()
         self._own_stores: list[QueueStore] = []
+        self._groups = [self.all[i : i + spread] for i in range(0, len(self.all), spread)]
+        self._turn = itertools.count()
         #: How many bands the worker's buffer needs (see `ServedQueue.band`).
-        self.bands = 2 if self.weighted else 2 * len(self.all)
+        self.bands = 2 if self.weighted else 2 * len(self._groups)
         for i, queue in enumerate(self.all):
-            queue.band = 0 if self.weighted else 2 * i
+            queue.band = 0 if self.weighted else 2 * (i // spread)
 
     @classmethod
     def of(cls, config: Config[Any], store: QueueStore) -> ServedQueues:
@@ -84,7 +96,7 @@ class ServedQueues:
                 config.secret, config.allow_unsigned, config.previous_secrets, queue=name
             )
             queues.append(ServedQueue(name, queue_store, signer, weights[i] if weights else 1))
-        served = cls(queues, weighted=weights is not None)
+        served = cls(queues, weighted=weights is not None, spread=config.spread)
         served._own_stores = own
         return served
 
@@ -96,7 +108,10 @@ class ServedQueues:
         """The order in which the next fetch visits the queues."""
         if self.weighted:
             return weighted_order(self.all, self._rng)
-        return self.all
+        if len(self._groups) == len(self.all):
+            return self.all
+        turn = next(self._turn)
+        return [q for group in self._groups for q in _rotated(group, turn)]
 
     def describe(self) -> str:
         """The queues and their order, for the log."""
@@ -105,7 +120,8 @@ class ServedQueues:
         if self.weighted:
             listed = ", ".join(f"{q.name!r} (weight {q.weight})" for q in self.all)
             return f"queues {listed} in weighted random order"
-        return f"queues {', '.join(repr(q.name) for q in self.all)} in strict order"
+        turns = ", the sub-queues of each taking turns" if len(self._groups) < len(self.all) else ""
+        return f"queues {', '.join(repr(q.name) for q in self.all)} in strict order{turns}"
 
     def close(self) -> None:
         """Close the stores made for the queues (their own blocking connections)."""
@@ -117,3 +133,8 @@ class ServedQueues:
 
     def __len__(self) -> int:
         return len(self.all)
+
+
+def _rotated(group: Sequence[ServedQueue], turn: int) -> Sequence[ServedQueue]:
+    start = turn % len(group)
+    return [*group[start:], *group[:start]]

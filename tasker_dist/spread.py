@@ -12,10 +12,13 @@ Producers and daemons derive the same names from the name and the count alone.
 
 from __future__ import annotations
 
-from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS
-from redis.crc import key_slot
+from binascii import crc_hqx
 
 __all__ = ["MAX_SPREAD", "sub_queues"]
+
+#: Redis Cluster's hash slots; a key's slot is the CRC16 (XMODEM: `binascii.crc_hqx` from
+#: 0) of its hash tag, here the queue's name, modulo their number.
+SLOTS = 16384
 
 #: More sub-queues than this gain nothing; finding 256 names takes about 70 ms.
 MAX_SPREAD = 256
@@ -23,14 +26,17 @@ MAX_SPREAD = 256
 
 def sub_queues(name: str, count: int) -> tuple[str, ...]:
     """The sub-queues of ``name`` spread over ``count``: ``name:i`` when that name falls in
-    slot range ``i``, else ``name:i.k`` for the smallest ``k`` that does."""
+    slot range ``i``, else ``name:i.k`` for the smallest ``k`` that does; over one, the
+    queue itself."""
     if not 1 <= count <= MAX_SPREAD:
         raise ValueError(f"a queue is spread over 1 to {MAX_SPREAD} sub-queues, got {count}")
+    if count == 1:
+        return (name,)
     names = []
     for i in range(count):
         low, high = i * SLOTS // count, (i + 1) * SLOTS // count
         candidate, k = f"{name}:{i}", 0
-        while not low <= key_slot(candidate.encode()) < high:
+        while not low <= crc_hqx(candidate.encode(), 0) % SLOTS < high:
             k += 1
             candidate = f"{name}:{i}.{k}"
         names.append(candidate)
