@@ -8,6 +8,7 @@ take (`Lease.grace_s`)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -60,3 +61,34 @@ def test_peers_back_from_an_outage_at_different_times_run_no_task_twice(
         second.heal()
         assert [f.result(60) for f in futures] == list(range(6))
         assert _runs(ledger) == dict.fromkeys(range(6), 1)
+
+
+_HELD_BACK = re.compile(r"writing \d+ results failed .*; retrying in (\d+\.\d+)s")
+
+
+def test_a_result_held_back_by_an_outage_is_written_once_redis_is_back_not_after_the_backoff(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str, tmp_path: Path
+) -> None:
+    """A task ends while its daemon is cut off from Redis: the write of its result fails
+    and is retried with a backoff that grows to seconds. Before, once Redis was back the
+    caller still waited for the backoff to run out; now the first heartbeat that gets
+    through has the write tried at once."""
+    ledger = tmp_path / "ledger"
+    with RedisProxy(redis_url) as proxy, Producer(redis_url, queue) as producer:
+        daemon = start_worker("tests.tasks:config", "--redis-url", proxy.url,
+                              env={**ENV, "TASKER_TEST_WORKERS": "1"})  # fmt: skip
+        future = producer.queue_task_async(tasks.ledger_task, str(ledger), 7, 0.5)
+        wait_until(lambda: len(_runs(ledger)) == 1, message="the task to start")
+        proxy.partition()  # the task ends in the outage: its result cannot be written
+
+        def backoff() -> float:  # the longest wait the completer has begun
+            delays = [float(d) for d in _HELD_BACK.findall(daemon.output())]
+            return max(delays, default=0.0)
+
+        # At its cap (5 s +/- 20 %) the backoff has at least 4 s to run.
+        wait_until(lambda: backoff() >= 4.0, timeout=60, interval=0.02,
+                   message="the completer's backoff to reach seconds")  # fmt: skip
+        proxy.heal()
+        # Its wait began before we read the log line: it runs out >= 4 s - a poll from now.
+        assert future.result(timeout=3.0) == 7, "the result waited for the backoff"
+        assert _runs(ledger) == {7: 1}
