@@ -241,11 +241,14 @@ class Config(Generic[R]):
             check_queue_name(name, f"a sub-queue of spread {self.spread}")
 
     @property
+    def named_queues(self) -> tuple[str, ...]:
+        """The queues a worker serves, as named: ``queues``, or ``queue`` alone."""
+        return tuple(name for name, _ in check_queues(self.queues)) or (self.queue,)
+
+    @property
     def served_queues(self) -> tuple[str, ...]:
-        """The queues a worker serves, in the order given: ``queues``, or ``queue`` alone;
-        each as its `spread` sub-queues, one after the other."""
-        names = tuple(name for name, _ in check_queues(self.queues)) or (self.queue,)
-        return tuple(sub for name in names for sub in sub_queues(name, self.spread))
+        """`named_queues`, in the order given, each as its `spread` sub-queues."""
+        return tuple(sub for name in self.named_queues for sub in sub_queues(name, self.spread))
 
     @property
     def queue_weights(self) -> tuple[int, ...] | None:

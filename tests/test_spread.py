@@ -4,14 +4,18 @@ daemons on a real server (the Redis Cluster run is in test_topologies.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 from redis.crc import key_slot
 
-from tasker_dist import Config, ConfigError, Producer, SpreadProducer, TaskManager
+from tasker_dist import AsyncProducer, Config, ConfigError, Producer, SpreadProducer, TaskManager
 from tasker_dist.metrics import RawCluster, build_metrics, build_stats, merge_raw
 from tasker_dist.spread import MAX_SPREAD, sub_queues
+from tasker_dist.store import QueueKeys
 from tasker_dist.worker.served import ServedQueues
 
 from . import tasks
@@ -170,3 +174,38 @@ def test_a_daemon_with_a_bad_spread_exits_2_naming_it(
     daemon = start_worker("tests.tasks:config", "--spread", bad)
     assert daemon.wait(30) == 2
     assert "spread" in daemon.output()
+
+
+def test_a_producer_spreading_a_queue_otherwise_than_its_daemons_is_told_and_queues_nothing(
+    start_worker: Callable[..., ChildProcess], redis_url: str, queue: str, raw_redis: redis.Redis
+) -> None:
+    daemon = start_worker("tests.tasks:config", "--spread", "3")
+    said = QueueKeys(queue).control
+    wait_until(lambda: raw_redis.hget(said, "spread") == b"3", timeout=15, message="the daemon")
+    with Producer(redis_url, queue) as plain:
+        told = "served spread over 3 sub-queue\\(s\\) .*this producer spreads it over"
+        with pytest.raises(ConfigError, match=told + " 1"):
+            plain.queue_task(tasks.padded, 1, "")
+        with pytest.raises(ConfigError, match=told + " 1"):
+            plain.enqueue_many(tasks.padded, [(1, "")])
+        assert plain.stats().queued_tasks == 0  # nothing left where nobody serves
+    with (
+        SpreadProducer(redis_url, queue, spread=2) as two,
+        pytest.raises(ConfigError, match=told + " 2"),
+    ):
+        two.enqueue(tasks.padded, 1, "")
+
+    async def from_asyncio() -> None:
+        async with AsyncProducer(redis_url, queue) as ap:
+            with pytest.raises(ConfigError, match=told + " 1"):
+                await ap.queue_task(tasks.padded, 1, "")
+
+    asyncio.run(from_asyncio())
+    with SpreadProducer(redis_url, queue, spread=3) as three:
+        assert three.queue_task(tasks.padded, 7, "") == 7
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+
+    again = start_worker("tests.tasks:config", "--spread", "2")
+    wait_until(lambda: "now 2" in again.output(), timeout=15, message="the warning")
+    assert "was served spread over 3 sub-queue(s), now 2" in again.output()

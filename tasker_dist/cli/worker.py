@@ -26,6 +26,8 @@ from ..worker import STOP_SIGNALS, LeaseKeeper, serve, supervise
 
 __all__ = ["load_config", "main"]
 
+log = logging.getLogger(__name__)
+
 _SIGNALS_AND_EXIT_CODES = """\
 signals (to the tasker-worker process; it passes them on to its worker processes):
   SIGTERM or SIGINT   stop: fetch nothing new, hand back tasks fetched but not
@@ -157,6 +159,22 @@ def _queue_arg(arg: str) -> str | tuple[str, int]:
     return name, int(weight)
 
 
+def _announce_spread(store: QueueStore, config: Config[Any]) -> None:
+    """Say on each queue served how it is spread, so that a producer spreading it
+    otherwise is told (it would queue where no daemon serves)."""
+    for name in config.named_queues:
+        named = store if name == store.keys.queue else store.for_queue(name)
+        try:
+            before = named.announce_spread(config.spread)
+        finally:
+            if named is not store:
+                named.close()
+        if before is not None and before != config.spread:
+            log.warning("queue %r was served spread over %d sub-queue(s), now %d: the tasks "
+                        "left on the others wait for a daemon with --spread %d",
+                        name, before, config.spread, before)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     # First of all: a signal from now on is counted, whatever start-up is doing (the
     # Config module's import may take long), and ends it once it is done.
@@ -182,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             stores = [store, *(store.for_queue(name) for name in others)]
             for each in stores:  # on a cluster, each queue's own server
                 each.check_server()
+            _announce_spread(store, config)
         except ConfigError as exc:
             print(f"tasker-worker: {exc}", file=sys.stderr)
             return ExitCode.BAD_CONFIG

@@ -97,6 +97,7 @@ class AsyncProducer(BaseProducer):
         """Queue ``fn`` without waiting; returns the task id."""
         task = self._task(fn, args, kwargs, Options(), None)
         self._check_open()
+        await self._check_spread()
         await self._astore.enqueue([(task.task_id, task.payload)])
         return task.task_id
 
@@ -111,6 +112,7 @@ class AsyncProducer(BaseProducer):
         """Queue ``fn(ctx, resource, *args)`` for each ``args``; returns the ids in order."""
         tasks = self._tasks(fn, calls, priority)
         self._check_open()
+        await self._check_spread()
         for part in chunks(tasks, chunk):
             await self._astore.enqueue(part, priority)
         return [t.task_id for t in tasks]
@@ -159,11 +161,16 @@ class AsyncProducer(BaseProducer):
         kwargs: Mapping[str, Any],
         options: Options,
     ) -> asyncio.Future[T]:
+        await self._check_spread()
         listener = self._ensure_listener()
         task = self._task(fn, args, kwargs, options, listener.channel)
         future = listener.expect(task.task_id)
         await self._send(listener, future, task.payload, options.priority)
         return asyncio.wrap_future(future)
+
+    async def _check_spread(self) -> None:
+        if not self._spread_checked:
+            self._spread_seen(await self._astore.served_spread())
 
     async def _send(
         self, listener: ResultListener, future: TaskFuture[Any], payload: bytes, priority: bool

@@ -22,11 +22,23 @@ from .callbacks import CallbackRunner
 from .listener import ResultListener
 from .submission import Options, Task, build_task, build_tasks
 
-__all__ = ["BaseProducer"]
+__all__ = ["BaseProducer", "check_spread"]
 
 # The listener's own connections: its pub/sub one and one for the reads it makes. Only
 # its thread uses them, so however busy the callers' pool, no result waits for it.
 _LISTENER_CONNECTIONS = 2
+
+
+def check_spread(queue: str, served: int | None, used: int) -> None:
+    """Raise `ConfigError` unless a producer spreading ``queue`` over ``used`` sub-queues
+    queues where the daemons, which serve it spread over ``served``, take tasks."""
+    if served is not None and served != used:
+        raise ConfigError(
+            f"queue {queue!r} is served spread over {served} sub-queue(s) (tasker-worker "
+            f"--spread {served}) and this producer spreads it over {used}: use the same "
+            + ("number (SpreadProducer(..., spread=N))" if served > 1 else "number")
+            + ", or its tasks wait where no daemon serves them"
+        )
 
 
 class BaseProducer:
@@ -81,6 +93,8 @@ class BaseProducer:
         self._release.atexit = False  # the process ends: the system frees it all
         self._lock = threading.Lock()
         self._closed = False
+        #: The daemons serve this queue as it is, not spread (checked on first use).
+        self._spread_checked = False
 
     @property
     def redis_url(self) -> str:
@@ -105,6 +119,10 @@ class BaseProducer:
     ) -> list[Task]:
         return build_tasks(fn, [(a, {}) for a in calls], self._options(Options(priority)),
                            None, self._signer)  # fmt: skip
+
+    def _spread_seen(self, served: int | None) -> None:
+        check_spread(self.queue, served, 1)
+        self._spread_checked = True
 
     def _check_open(self) -> None:
         if self._closed:

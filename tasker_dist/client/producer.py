@@ -30,6 +30,7 @@ class Producer(BaseProducer, QueueingMethods):
     def _submit(
         self, fn: Callable[..., T], args: Sequence[Any], kwargs: Mapping[str, Any], options: Options
     ) -> TaskFuture[T]:
+        self._check_spread()
         listener = self._ensure_listener()
         task = self._task(fn, args, kwargs, options, listener.channel)
         future: TaskFuture[T] = listener.expect(task.task_id)
@@ -45,6 +46,7 @@ class Producer(BaseProducer, QueueingMethods):
         """Queue ``fn`` without waiting; returns the task id (see `result`)."""
         task = self._task(fn, args, kwargs, Options(), None)
         self._check_open()
+        self._check_spread()
         self._store.enqueue([(task.task_id, task.payload)])
         return task.task_id
 
@@ -60,6 +62,7 @@ class Producer(BaseProducer, QueueingMethods):
         ``chunk`` tasks per round trip; returns the task ids in order."""
         tasks = self._tasks(fn, calls, priority)
         self._check_open()
+        self._check_spread()
         for part in chunks(tasks, chunk):
             self._store.enqueue(part, priority)
         return [t.task_id for t in tasks]
@@ -92,6 +95,10 @@ class Producer(BaseProducer, QueueingMethods):
     def metrics(self) -> Metrics:
         """Cluster-wide counters, execution-time percentiles and recent rates."""
         return build_metrics(self._read_cluster())
+
+    def _check_spread(self) -> None:
+        if not self._spread_checked:
+            self._spread_seen(self._store.served_spread())
 
     def _read_cluster(self) -> RawCluster:
         return self._store.read_cluster()

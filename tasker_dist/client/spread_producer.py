@@ -4,7 +4,8 @@ of a Redis Cluster (one queue lives in one hash slot, so on one master).
 It holds one `Producer` per sub-queue (`tasker_dist.spread.sub_queues` names them) and
 queues each task, or each chunk of `enqueue_many`, on the next sub-queue in turn. Daemons
 serve all of them with ``tasker-worker --spread N`` (`Config.spread`); both sides must
-use the same count, or the tasks of the sub-queues no daemon serves wait.
+use the same count, or the tasks of the sub-queues no daemon serves wait: daemons say
+their count on the queue itself, and a producer checks it on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..config import check_int, check_queue_name
 from ..errors import ConfigError
 from ..metrics import Metrics, Stats, build_metrics, build_stats, merge_raw
 from ..spread import MAX_SPREAD, sub_queues
+from .base import check_spread
 from .callbacks import CallbackRunner
 from .listener import TaskFuture
 from .producer import Producer
@@ -45,6 +47,7 @@ class SpreadProducer(QueueingMethods):
         self._lanes: list[Producer] = []
         self._turn = itertools.count()
         self._callbacks = CallbackRunner()
+        self._spread_checked = False
         try:
             for name in self.sub_queues:
                 self._lanes.append(Producer(redis_url, check_queue_name(name, "a sub-queue"),
@@ -58,6 +61,13 @@ class SpreadProducer(QueueingMethods):
         return self._lanes[0].redis_url
 
     def _next(self) -> Producer:
+        if not self._spread_checked:
+            store = self._lanes[0]._store.for_queue(self.queue)
+            try:
+                check_spread(self.queue, store.served_spread(), len(self._lanes))
+            finally:
+                store.close()
+            self._spread_checked = True
         return self._lanes[next(self._turn) % len(self._lanes)]
 
     def _submit(

@@ -104,6 +104,11 @@ class AsyncQueueStore:
         commands = cmd.presence_commands(self.keys, task_ids)
         return cmd.parse_presence(await self._pipeline("reading tasks", commands))
 
+    async def served_spread(self) -> int | None:
+        """See `QueueStore.served_spread`."""
+        reply = await self._call("HGET", lambda: self.client.hget(self.keys.control, "spread"))
+        return cmd.spread_of(reply)
+
     async def read_cluster(self) -> RawCluster:
         first = await self._pipeline("reading cluster stats", cmd.cluster_commands(self.keys))
         ids = cmd.worker_ids(first)

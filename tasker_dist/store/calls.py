@@ -388,6 +388,12 @@ def parse_cluster(
     )
 
 
+def spread_of(v: Any) -> int | None:
+    """The ``spread`` field of a queue's control hash: what its daemons serve it as."""
+    served = text(v) if v is not None else ""
+    return int(served) if served.isascii() and served.isdigit() else None
+
+
 def text(v: Any) -> str:
     """A reply as str; bytes that are not UTF-8 (a task id pushed by someone else) come
     back as the same bytes through `raw`."""

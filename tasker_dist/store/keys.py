@@ -99,7 +99,8 @@ class QueueKeys:
 
     @property
     def control(self) -> str:
-        """Hash of requests to daemons: ``stop`` (all) or ``stop:<worker id>`` -> ms."""
+        """Hash of requests to daemons: ``stop`` (all) or ``stop:<worker id>`` -> ms; and
+        ``spread``: over how many sub-queues its daemons serve the queue."""
         return f"{self.tag}:control"
 
     def held(self, worker_id: str) -> str:

@@ -197,6 +197,18 @@ class QueueStore:
 
         return call(doing, self.url, send) if commands else []
 
+    def served_spread(self) -> int | None:
+        """Over how many sub-queues the daemons serving this queue spread it (the last one
+        started says: ``tasker-worker --spread``), None if none has said."""
+        reply = call("HGET", self.url, lambda: self.client.hget(self.keys.control, "spread"))
+        return cmd.spread_of(reply)
+
+    def announce_spread(self, count: int) -> int | None:
+        """Say that this queue is served spread over ``count``; returns what was said before."""
+        before = self.served_spread()
+        call("HSET", self.url, lambda: self.client.hset(self.keys.control, "spread", count))
+        return before
+
     def request_stop(self, worker_id: str | None) -> None:
         """Ask every daemon started before now (or one daemon) to stop gracefully."""
         field = "stop" if worker_id is None else f"stop:{worker_id}"
