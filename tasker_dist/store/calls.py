@@ -41,6 +41,7 @@ __all__ = [
     "requeue_call",
     "retry_failed_call",
     "server_problem",
+    "spread_of",
     "text",
     "watch_call",
     "worker_commands",
