@@ -48,6 +48,10 @@ class RedisServer:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def _wait_ready(self, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -83,3 +83,24 @@ def test_profile_worker_reports_cpu_per_task_and_cleans_up(tmp_path: Path) -> No
     assert "2,000 tasks, 2 worker process(es): drained in" in proc.stdout
     assert "CPU per task: Redis" in proc.stdout
     assert _processes_mentioning(str(tmp_path).encode()) == []
+
+
+def test_scaling_measures_every_topology_and_daemon_count_and_cleans_up(tmp_path: Path) -> None:
+    # Clusters of 1 and 2 masters (and the plain server), 1 and 2 daemons, 2,000 tasks.
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--smoke", "--masters", "1,2",
+         "--json", str(out)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # the servers' directories: ours
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    measured = {(r["masters"], r["daemons"]) for r in runs}
+    assert measured == {(m, d) for m in (0, 1, 2) for d in (1, 2)}
+    for run in runs:  # every task counted completed (else exit 1), at some rate
+        assert run["tasks"] == 2000
+        assert run["tasks_per_s"] > 0
+        assert run["redis_us_per_task"] >= run["busiest_master_us_per_task"] >= 0
+    assert "| cluster, 2 masters |" in proc.stdout
+    assert _processes_mentioning(str(tmp_path).encode()) == []

@@ -1,7 +1,8 @@
-"""Real Redis topologies for tests, started from the redis-server binary: a Redis Cluster
-of 3 masters and 3 replicas, and a Sentinel group (a master, a replica, 3 sentinels).
-Every process dies with the test process (parent death signal) and `stop` removes their
-directories; waits are on conditions with deadlines, never fixed sleeps."""
+"""Real Redis topologies for tests and benchmarks, started from the redis-server binary:
+a Redis Cluster (3 masters and 3 replicas unless asked otherwise), and a Sentinel group
+(a master, a replica, 3 sentinels). Every process dies with the test process (parent
+death signal) and `stop` removes their directories; waits are on conditions with
+deadlines, never fixed sleeps."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import redis
 from redis.crc import key_slot
 
 from tasker_dist.parent_death import spawn
+from tasker_dist.spread import SLOTS
 from tasker_dist.store import find_server_binary
 
 from .conftest import wait_until
@@ -119,32 +122,45 @@ def _cluster_state(node: Node) -> object:
 
 @dataclass
 class Cluster:
-    """3 masters and 3 replicas (``--cluster-node-timeout`` 1 s)."""
+    """``masters`` masters, each with ``replicas`` replicas (``--cluster-node-timeout``
+    1 s); master ``i`` serves the ``i``-th of equal ranges of the slots, the ranges
+    `tasker_dist.spread.sub_queues` names sub-queues for."""
 
     root: Path
+    masters: int = 3
     nodes: list[Node] = field(default_factory=list)
 
     @classmethod
-    def start(cls) -> Cluster:
-        cluster = cls(Path(tempfile.mkdtemp(prefix="tasker-cluster-")))
+    def start(cls, masters: int = 3, replicas: int = 1) -> Cluster:
+        cluster = cls(Path(tempfile.mkdtemp(prefix="tasker-cluster-")), masters)
         try:
-            for _ in range(6):
+            for _ in range(masters * (1 + replicas)):
                 options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                            "--cluster-node-timeout", "1000"]  # fmt: skip
                 node = _node(cluster.root, options, bus=True)
                 node.start()
                 cluster.nodes.append(node)
-            cli = shutil.which("redis-cli")
-            assert cli is not None, "redis-cli (redis-tools) is needed to form a cluster"
-            subprocess.run([cli, "--cluster", "create",
-                            *(f"127.0.0.1:{n.port}" for n in cluster.nodes),
-                            "--cluster-replicas", "1", "--cluster-yes"],
-                           check=True, capture_output=True, timeout=START_S)  # fmt: skip
+            cluster._form(replicas)
             wait_until(cluster._formed, timeout=START_S, message="the cluster to form")
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def _form(self, replicas: int) -> None:
+        """What ``redis-cli --cluster create`` does (which refuses fewer than 3 masters)."""
+        heads, others = self.nodes[: self.masters], self.nodes[self.masters :]
+        for i, node in enumerate(heads):
+            low, high = i * SLOTS // self.masters, (i + 1) * SLOTS // self.masters - 1
+            assert _ask(node, "CLUSTER", "ADDSLOTSRANGE", str(low), str(high)), node.port
+        for node in self.nodes[1:]:
+            assert _ask(node, "CLUSTER", "MEET", "127.0.0.1", str(self.nodes[0].port))
+        for i, node in enumerate(others):
+            reply = _ask(heads[i // replicas], "CLUSTER", "MYID")
+            master_id = reply.decode() if isinstance(reply, bytes) else str(reply)
+            # A replica is taken once it has heard of its master through the bus.
+            wait_until(partial(_ask, node, "CLUSTER", "REPLICATE", master_id),
+                       timeout=START_S, interval=0.05, message="a replica to be taken")  # fmt: skip
 
     @property
     def url(self) -> str:
