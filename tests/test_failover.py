@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 
 from tasker_dist import Producer, RedisUnavailable
+from tasker_dist.store.clients import close as close_client
+from tasker_dist.store.clients import connect
+from tasker_dist.store.subscription import Subscription
 
 from . import tasks
 from .conftest import ChildProcess, report, wait_until
@@ -147,3 +150,52 @@ def test_a_cluster_failover_mid_run_loses_nothing(
 
     _master_killed_mid_run(redis_cluster.url, kill_master, start_worker, queue, tmp_path,
                            "cluster")  # fmt: skip
+
+
+def test_the_result_listener_subscribes_on_the_new_master_after_a_sentinel_failover(
+    sentinel_group: SentinelGroup,
+) -> None:
+    """redis-py reconnects a pub/sub connection to the server it had, even one Sentinel
+    manages (it asks the sentinels again only for a connection taken from the pool): after
+    a failover, every subscription the result listener made went to the dead master, for
+    good, and its callers waited forever (1 failover test in about 8)."""
+    url = sentinel_group.url
+    client = connect(url, 1.0)
+    subscription = Subscription(client, url, 1.0, "{q}")
+    try:
+
+        def confirmed(channel: str) -> bool:
+            try:
+                message = subscription.get_message(timeout=1.0)
+            except RedisUnavailable:  # the listener reads again, subscribing afresh
+                return False
+            return message is not None and message[:2] == ("subscribe", channel)
+
+        subscription.subscribe("{q}:before")
+        wait_until(lambda: confirmed("{q}:before"), message="the first subscription")
+        sentinel_group.wait_failover(sentinel_group.kill_master())
+
+        def subscribed() -> bool:
+            try:
+                subscription.subscribe("{q}:after")
+            except RedisUnavailable:  # the listener tries again, as here
+                return False
+            return True
+
+        wait_until(subscribed, timeout=20, interval=0.1, message="a subscription to go through")
+        wait_until(lambda: confirmed("{q}:after"), message="the new master to confirm it")
+        with sentinel_group.master().client() as master:
+            assert master.publish("{q}:after", b"heard") == 1
+        heard: list[object] = []
+
+        def published() -> bool:  # past the confirmations of the subscriptions made again
+            message = subscription.get_message(timeout=1.0)
+            if message is not None and message.kind == "message":
+                heard.append(message)
+            return bool(heard)
+
+        wait_until(published, message="the message published on the new master")
+        assert heard == [("message", "{q}:after", b"heard")]
+    finally:
+        subscription.close()
+        close_client(client)

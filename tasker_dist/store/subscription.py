@@ -38,8 +38,9 @@ _PLAIN = {"smessage": "message", "ssubscribe": "subscribe", "sunsubscribe": "uns
 
 class Subscription:
     """Subscribes and reads messages on a connection of ``client``'s pool (channels under
-    the hash tag ``tag``); subscribes again by itself after a reconnect, also on the new
-    master of the slot after a cluster failover. Every failure is `RedisUnavailable`.
+    the hash tag ``tag``); subscribes again by itself after a reconnect, on the master
+    of the moment after a failover (Sentinel or cluster). Every failure is
+    `RedisUnavailable`.
 
     redis-py's pub/sub object is not safe to share between threads, so one thread calls
     every method but `wake`, with which the others get its attention."""
@@ -51,12 +52,13 @@ class Subscription:
         self._tag = tag
         self._sharded = isinstance(client, redis.cluster.RedisCluster)
         self._pubsub = self._open()
-        # Sharded only: the connection failed, or Redis unsubscribed us (the slot moved).
+        # The connection failed, or (sharded) Redis unsubscribed us: the slot moved.
         self._broken = False
-        # Sharded only: what we are subscribed to, or mean to be (redis-py's own record
-        # misses a subscription whose command failed, which must be made again).
+        # What we are subscribed to, or mean to be (redis-py's own record misses a
+        # subscription whose command failed, which must be made again).
         self._channels: set[str] = set()
-        self._leaving: set[str] = set()  # channels we asked to leave, not yet confirmed
+        # Sharded only: channels we asked to leave, not yet confirmed.
+        self._leaving: set[str] = set()
         # A socket pair rather than a pipe: pollable everywhere.
         self._wakeup, self._waker = socket.socketpair()
         self._wakeup.setblocking(False)
@@ -66,33 +68,36 @@ class Subscription:
         return redis.client.PubSub(node_client(self._client, self._tag).connection_pool)
 
     def _reopen(self) -> None:
-        """On a cluster, a connection lost may mean a failover: redis-py would reconnect
-        to the same (maybe dead) node, so map the slots again and subscribe afresh on
-        the master of the queue's slot."""
+        """A connection lost may mean a failover, and redis-py reconnects a pub/sub
+        connection to the server it had (even a Sentinel-managed one: it re-asks the
+        sentinels only for a connection taken from the pool), maybe dead for good. So
+        take a new connection, on a cluster after mapping the slots again, and subscribe
+        afresh there."""
         self._pubsub.close()
-        with redis_errors("mapping the cluster's slots", self._url):
-            self._client.nodes_manager.initialize()  # type: ignore[union-attr]
+        if self._sharded:
+            with redis_errors("mapping the cluster's slots", self._url):
+                self._client.nodes_manager.initialize()  # type: ignore[union-attr]
         self._pubsub, self._leaving, self._broken = self._open(), set(), False
         if self._channels:
             self.subscribe(*sorted(self._channels))
 
     def _guarded(self, doing: str) -> contextlib.AbstractContextManager[None]:
-        if self._sharded and self._broken:
+        if self._broken:
             self._reopen()
         return _marking_broken(self, doing)
 
     def subscribe(self, *channels: str) -> None:
         with self._guarded("SUBSCRIBE"):
+            self._channels.update(channels)
             if self._sharded:
-                self._channels.update(channels)
                 self._pubsub.ssubscribe(*channels)
             else:
                 self._pubsub.subscribe(*channels)
 
     def unsubscribe(self, *channels: str) -> None:
         with self._guarded("UNSUBSCRIBE"):
+            self._channels.difference_update(channels)
             if self._sharded:
-                self._channels.difference_update(channels)
                 self._leaving.update(channels)
                 self._pubsub.sunsubscribe(*channels)  # type: ignore[no-untyped-call]
             else:
