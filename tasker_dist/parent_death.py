@@ -13,6 +13,12 @@ from typing import Any
 __all__ = ["die_with_parent", "spawn"]
 
 _PR_SET_PDEATHSIG = 1
+# Looked up before any fork: a preexec_fn must not load a library or resolve a symbol (it
+# may run while another thread of the parent held the loader's lock, never released).
+try:
+    _PRCTL: Any = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):  # not glibc Linux: no parent-death signal
+    _PRCTL = None
 
 
 def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> None:
@@ -22,11 +28,9 @@ def die_with_parent(signum: int = signal.SIGTERM, parent: int | None = None) -> 
     ``parent`` is the pid of the process that forked this one: if it died before the
     request, the child gets ``signum`` at once (the kernel never would). A no-op where
     prctl is missing."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signum)
-    except OSError:
+    if _PRCTL is None:
         return
+    _PRCTL(_PR_SET_PDEATHSIG, signum)
     if parent is not None and os.getppid() != parent:
         os.kill(os.getpid(), signum)
 
