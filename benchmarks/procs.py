@@ -10,7 +10,7 @@ its own that the orchestrator kills as a last resort.
 from __future__ import annotations
 
 import contextlib
-import functools
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,8 +19,6 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
-
-from tasker_dist import parent_death
 
 __all__ = [
     "WorkerGroup",
@@ -34,9 +32,18 @@ __all__ = [
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-#: preexec_fn: the kernel sends SIGKILL to the child when the process that started it
-#: dies, so a driver killed mid-run takes its workers with it.
-die_with_parent = functools.partial(parent_death.die_with_parent, signal.SIGKILL)
+_PR_SET_PDEATHSIG = 1
+# Not tasker_dist.parent_death's: the drivers of the peers import this module in the
+# peers' virtualenv, where tasker-dist is not installed.
+# Loaded before any fork: a preexec_fn must not load libraries (it may run while other
+# threads, such as the RSS sampler, hold the loader's lock).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGKILL to this child when the process that started it
+    dies, so a driver killed mid-run takes its workers with it."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
