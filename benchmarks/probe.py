@@ -29,6 +29,7 @@ class Completion:
     first_s: float
     last_s: float
     stored_at_first: int  # results already stored when the first was seen
+    commands: int  # the probe's own commands, which Redis counts with the system's
 
 
 def wait_stored(
@@ -42,7 +43,7 @@ def wait_stored(
     """Block until every handle's result is stored; ``check`` runs between polls (it
     raises if the workers died, so a broken run fails instead of waiting for the timeout)."""
     deadline = time.perf_counter() + timeout_s
-    cursor, window = 0, _MIN_WINDOW
+    cursor, window, commands = 0, _MIN_WINDOW, 0
     first: tuple[float, int] | None = None
     while cursor < len(handles):
         batch = handles[cursor : cursor + window]
@@ -50,6 +51,7 @@ def wait_stored(
         for handle in batch:
             system.probe(pipe, handle)
         flags = pipe.execute()
+        commands += len(batch)
         now = time.perf_counter()
         done = next((i for i, flag in enumerate(flags) if not flag), len(flags))
         if first is None and any(flags):
@@ -65,4 +67,4 @@ def wait_stored(
         time.sleep(poll_s)
     end = time.perf_counter()
     first_s, stored = first if first is not None else (end, len(handles))
-    return Completion(first_s, end, stored)
+    return Completion(first_s, end, stored, commands)

@@ -36,6 +36,11 @@ class Figure:
     unit: str
     higher_is_better: bool
 
+    @property
+    def id(self) -> str:
+        """``workload.key``: keys repeat between workloads (W1's and W5's drain_rate)."""
+        return f"{self.workload}.{self.key}"
+
 
 FIGURES = (
     Figure("w1", "drain_rate", "W1 drain, from worker start to last result", "tasks/s", True),
@@ -48,6 +53,20 @@ FIGURES = (
     Figure("w3", "drain_s", "W3 drain of the 10 ms sleeps, 2 processes", "s", False),
     Figure("w4", "batch_enqueue_rate", "W4 batch enqueue", "tasks/s", True),
     Figure("w1", "peak_rss_mb", "W4 peak RSS of the W1 workers", "MiB", False),
+    Figure("w1", "redis_commands_per_task", "W1 Redis commands per task", "commands", False),
+    Figure("w1", "redis_cpu_us_per_task", "W1 Redis CPU per task", "us", False),
+    Figure("w1", "workers_cpu_us_per_task", "W1 workers' CPU per task (start-up in)", "us", False),
+    Figure("w5", "drain_rate", "W5 one round trip each: drain from worker start", "tasks/s", True),
+    Figure("w5", "drain_rate_steady", "W5 drain, first to last result", "tasks/s", True),
+    Figure(
+        "w5",
+        "redis_commands_per_task",
+        "W5 Redis commands per task (own GET out)",
+        "commands",
+        False,
+    ),
+    Figure("w5", "redis_cpu_us_per_task", "W5 Redis CPU per task (its GET in)", "us", False),
+    Figure("w5", "workers_cpu_us_per_task", "W5 workers' CPU per task (start-up in)", "us", False),
 )
 
 
@@ -95,7 +114,7 @@ def _note(runs: Sequence[RunResults], system: str, figure: Figure) -> str:
 def summarize(
     runs: Sequence[RunResults], systems: Sequence[str], peers: Sequence[str]
 ) -> dict[tuple[str, str], Summary]:
-    """(system, figure key) -> Summary, ratios taken within each run before the median."""
+    """(system, figure id) -> Summary, ratios taken within each run before the median."""
     out: dict[tuple[str, str], Summary] = {}
     for figure in FIGURES:
         pick = max if figure.higher_is_better else min
@@ -107,7 +126,7 @@ def summarize(
         floors = [_value(run, FLOOR, figure) for run in runs]
         for system in systems:
             values = [_value(run, system, figure) for run in runs]
-            out[(system, figure.key)] = Summary(
+            out[(system, figure.id)] = Summary(
                 value=_median(values),
                 vs_peer=_median([_ratio(v, b) for v, b in zip(values, per_run_best, strict=True)]),
                 vs_floor=_median([_ratio(v, f) for v, f in zip(values, floors, strict=True)]),
@@ -173,9 +192,9 @@ def _targets(s: Mapping[tuple[str, str], Summary], ideal_s: float) -> list[str]:
     def le(value: float | None, bound: float) -> bool | None:
         return None if value is None else value <= bound
 
-    drain, steady, w3 = get("drain_rate"), get("drain_rate_steady"), get("drain_s")
-    p50, p99 = get("p50_ms"), get("p99_ms")
-    batch, single = get("batch_enqueue_rate"), get("enqueue_p50_ms")
+    drain, steady, w3 = get("w1.drain_rate"), get("w1.drain_rate_steady"), get("w3.drain_s")
+    p50, p99 = get("w2.p50_ms"), get("w2.p99_ms")
+    batch, single = get("w4.batch_enqueue_rate"), get("w1.enqueue_p50_ms")
     w3_ideal = None if w3.value is None else w3.value / ideal_s
     rows = [
         ("W1 drain >= 10x the fastest peer", _ratio_text(drain.vs_peer), ge(drain.vs_peer, 10)),
@@ -208,16 +227,16 @@ def render(
     """The markdown of one suite run: what ran where, figures, ratios, targets (unless
     ``targets`` is False), warnings and failures."""
     s = summarize(runs, systems, peers)
-    figures = [f for f in FIGURES if any(s[(x, f.key)].runs for x in systems)]
+    figures = [f for f in FIGURES if any(s[(x, f.id)].runs for x in systems)]
 
     def cell(system: str, figure: Figure) -> str:
-        summary = s[(system, figure.key)]
+        summary = s[(system, figure.id)]
         text = _number(summary.value, figure.unit)
         return f"{text} ({summary.note})" if summary.note else text
 
     values = [[f"{f.label} ({f.unit})", *(cell(x, f) for x in systems)] for f in figures]
     ratios = [
-        [f.label, *(f"{_ratio_text(s[(x, f.key)].vs_peer)} / {_ratio_text(s[(x, f.key)].vs_floor)}"
+        [f.label, *(f"{_ratio_text(s[(x, f.id)].vs_peer)} / {_ratio_text(s[(x, f.id)].vs_floor)}"
                     for x in systems)]
         for f in figures
     ]  # fmt: skip
@@ -237,7 +256,8 @@ def render(
         f"trips (fewer where a system polls so slowly that {sizes['round_trip_budget_s']:.0f} s "
         f"run out: n= says how many); W3 {sizes['io_tasks']:,} tasks sleeping "
         f"{SLEEP_S * 1000:.0f} ms on 2 processes x {sizes['io_concurrency']} slots "
-        f"(ideal {w3_ideal_s(sizes):.3f} s).",
+        f"(ideal {w3_ideal_s(sizes):.3f} s); W5 {sizes['tasks']:,} tasks each making one "
+        "blocking round trip to Redis on a connection of its own (a GET), 2 processes.",
         "",
         "Figures (median over runs; rates: higher is better; ms, s and MiB: lower is better):",
         "",

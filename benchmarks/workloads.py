@@ -11,9 +11,9 @@ from pathlib import Path
 
 import redis
 
-from .probe import wait_stored
-from .procs import WorkerGroup
-from .systems.base import REPO_ROOT, System, TaskKind, WorkerSpec
+from .probe import Completion, wait_stored
+from .procs import WorkerGroup, tree_cpu_s
+from .systems.base import REPO_ROOT, Handle, System, TaskKind, WorkerSpec
 
 __all__ = ["WORKLOADS", "Context", "Figures", "Sizes", "percentile"]
 
@@ -22,7 +22,7 @@ Figures = dict[str, float | str]
 
 @dataclass(frozen=True)
 class Sizes:
-    tasks: int = 10_000  # W1 (queued one at a time, then drained) and W4 (one batch)
+    tasks: int = 10_000  # W1 (queued one at a time, then drained), W4 (one batch), W5
     round_trips: int = 1_000  # W2
     io_tasks: int = 1_000  # W3, each sleeping 10 ms
     io_concurrency: int = 50  # W3, per worker process
@@ -69,6 +69,45 @@ def _with_warnings(figures: Figures, warnings: list[str]) -> Figures:
     return {**figures, "warning": warnings[0] + more}
 
 
+def _redis_work(client: redis.Redis) -> tuple[int, float]:
+    """The commands Redis has run so far (INFO's own left out) and its CPU seconds."""
+    stats = client.info("commandstats")
+    calls = sum(int(v["calls"]) for k, v in stats.items() if not k.startswith("cmdstat_info"))
+    cpu = client.info("cpu")
+    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def _drain(
+    system: System, ctx: Context, handles: list[Handle], own_commands_per_task: int
+) -> Figures:
+    """Start 2 worker processes (the system's defaults), wait until every result of
+    ``handles`` is stored, and say how fast (from the workers' start, and from the first
+    result to the last) and at what cost per task: the commands Redis ran for the system
+    (the tasks' own and the harness's probes left out), Redis's CPU time, and the CPU time
+    of the workers' whole process tree, start-up included."""
+    n = len(handles)
+    calls_before, cpu_before = _redis_work(ctx.client)
+    group = _workers(system, WorkerSpec(processes=2, concurrency=None), ctx)
+    start = time.perf_counter()
+    with group:
+        done: Completion = wait_stored(
+            ctx.client, system, handles, ctx.sizes.drain_timeout_s, check=group.check_alive
+        )
+        workers_cpu_s = tree_cpu_s(group.pids())
+    calls_after, cpu_after = _redis_work(ctx.client)
+    steady_s = done.last_s - done.first_s
+    calls = calls_after - calls_before - done.commands - own_commands_per_task * n
+    return {
+        "drain_rate": n / (done.last_s - start),
+        "drain_rate_steady": (n - done.stored_at_first) / steady_s if steady_s > 0 else 0.0,
+        "first_result_s": done.first_s - start,
+        "peak_rss_mb": group.peak_rss_bytes / 2**20,
+        "redis_commands_per_task": calls / n,
+        "redis_cpu_us_per_task": (cpu_after - cpu_before) / n * 1e6,
+        "workers_cpu_us_per_task": workers_cpu_s / n * 1e6,
+    }
+
+
 def w1_throughput(system: System, ctx: Context) -> Figures:
     """Queue N no-ops one at a time with no worker running, then start 2 worker processes
     and time them from their start until the last result is stored."""
@@ -80,20 +119,10 @@ def w1_throughput(system: System, ctx: Context) -> Figures:
         handles.append(system.enqueue(TaskKind.NOOP))
         latencies.append(time.perf_counter() - t)
     enqueue_s = time.perf_counter() - began
-    group = _workers(system, WorkerSpec(processes=2, concurrency=None), ctx)
-    start = time.perf_counter()
-    with group:
-        done = wait_stored(
-            ctx.client, system, handles, ctx.sizes.drain_timeout_s, check=group.check_alive
-        )
-    steady_s = done.last_s - done.first_s
     return {
         "enqueue_rate": n / enqueue_s,
         "enqueue_p50_ms": statistics.median(latencies) * 1000,
-        "drain_rate": n / (done.last_s - start),
-        "drain_rate_steady": (n - done.stored_at_first) / steady_s if steady_s > 0 else 0.0,
-        "first_result_s": done.first_s - start,
-        "peak_rss_mb": group.peak_rss_bytes / 2**20,
+        **_drain(system, ctx, handles, own_commands_per_task=0),
     }
 
 
@@ -156,9 +185,18 @@ def w4_batch_enqueue(system: System, ctx: Context) -> Figures:
     return {"batch_enqueue_rate": ctx.sizes.tasks / (time.perf_counter() - began)}
 
 
+def w5_real_work(system: System, ctx: Context) -> Figures:
+    """N tasks that each make one blocking network round trip of their own (a GET on a
+    Redis connection of the worker process: the database or HTTP call of a real task),
+    queued with the bulk API with no worker running, then drained as W1's."""
+    handles = list(system.enqueue_batch(TaskKind.ROUNDTRIP, ctx.sizes.tasks))
+    return _drain(system, ctx, handles, own_commands_per_task=1)
+
+
 WORKLOADS: dict[str, Callable[[System, Context], Figures]] = {
     "w1": w1_throughput,
     "w2": w2_latency,
     "w3": w3_io_bound,
     "w4": w4_batch_enqueue,
+    "w5": w5_real_work,
 }

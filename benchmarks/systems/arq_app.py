@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
 
-__all__ = ["WorkerSettings", "noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["WorkerSettings", "noop", "roundtrip", "sleep"]
 
 
 async def noop(ctx: dict[str, Any]) -> None:
@@ -23,8 +25,12 @@ async def sleep(ctx: dict[str, Any]) -> None:
     await asyncio.sleep(0.01)
 
 
+async def roundtrip(ctx: dict[str, Any]) -> None:
+    one_round_trip()  # blocking, as a synchronous driver's call would be
+
+
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [noop, sleep]
+    functions: ClassVar[list[Any]] = [noop, sleep, roundtrip]
     redis_settings = RedisSettings.from_dsn(os.environ.get("BENCH_REDIS_URL", "redis://"))
     if "BENCH_CONCURRENCY" in os.environ:
         max_jobs = int(os.environ["BENCH_CONCURRENCY"])

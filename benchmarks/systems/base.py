@@ -36,6 +36,7 @@ class TaskKind(StrEnum):
     NOOP = "noop"  # returns None at once (W1, W2, W4)
     SLEEP = "sleep"  # blocks 10 ms: time.sleep, or asyncio.sleep where tasks are async (W3)
     ASYNC_SLEEP = "async_sleep"  # `async def` with asyncio.sleep, where sync is the default
+    ROUNDTRIP = "roundtrip"  # one blocking round trip to Redis of its own (W5: real work)
 
 
 @dataclass(frozen=True)

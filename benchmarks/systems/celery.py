@@ -17,6 +17,7 @@ __all__ = ["CelerySystem"]
 _TASKS: dict[TaskKind, Task[Any, Any]] = {
     TaskKind.NOOP: celery_app.noop,
     TaskKind.SLEEP: celery_app.sleep,
+    TaskKind.ROUNDTRIP: celery_app.roundtrip,
 }
 
 

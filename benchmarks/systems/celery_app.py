@@ -11,7 +11,9 @@ import time
 
 from celery import Celery
 
-__all__ = ["app", "noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["app", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 app = Celery("bench", broker=_URL, backend=_URL)
@@ -25,3 +27,8 @@ def noop() -> None:
 @app.task
 def sleep() -> None:
     time.sleep(0.01)
+
+
+@app.task
+def roundtrip() -> None:
+    one_round_trip()

@@ -17,6 +17,7 @@ __all__ = ["DramatiqSystem"]
 _ACTORS: dict[TaskKind, Actor[Any, Any]] = {
     TaskKind.NOOP: dramatiq_app.noop,
     TaskKind.SLEEP: dramatiq_app.sleep,
+    TaskKind.ROUNDTRIP: dramatiq_app.roundtrip,
 }
 
 

@@ -14,7 +14,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
-__all__ = ["backend", "broker", "noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["backend", "broker", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 backend = RedisBackend(url=_URL)
@@ -31,3 +33,8 @@ def noop() -> None:
 @dramatiq.actor(store_results=True)
 def sleep() -> None:
     time.sleep(0.01)
+
+
+@dramatiq.actor(store_results=True)
+def roundtrip() -> None:
+    one_round_trip()

@@ -3,7 +3,8 @@
 
 ``python -m benchmarks.systems.floor_app --batch 100 --threads 1``; the server comes
 from $BENCH_REDIS_URL. A task is ``<kind>:<id>`` (kind ``n`` no-op, ``s`` sleep 10 ms,
-``r`` no-op whose producer waits on a reply list).
+``t`` one round trip of its own (`io_call`), ``r`` no-op whose producer waits on a reply
+list).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import time
 
 import redis
+
+from .io_call import one_round_trip
 
 __all__ = ["QUEUE", "main", "reply_key", "result_key"]
 
@@ -43,6 +46,8 @@ def serve(client: redis.Redis, batch: int) -> None:
             kind, _, task_id = item.partition(b":")
             if kind == b"s":
                 time.sleep(0.01)
+            elif kind == b"t":
+                one_round_trip()
             pipe.set(result_key(task_id), b"ok", ex=RESULT_TTL_S)
             if kind == b"r":
                 pipe.lpush(reply_key(task_id), b"ok")

@@ -13,7 +13,11 @@ from .base import Handle, System, TaskKind, WorkerSpec, bin_path
 
 __all__ = ["HueySystem"]
 
-_TASKS: dict[TaskKind, Any] = {TaskKind.NOOP: huey_app.noop, TaskKind.SLEEP: huey_app.sleep}
+_TASKS: dict[TaskKind, Any] = {
+    TaskKind.NOOP: huey_app.noop,
+    TaskKind.SLEEP: huey_app.sleep,
+    TaskKind.ROUNDTRIP: huey_app.roundtrip,
+}
 
 
 class HueySystem(System):

@@ -12,7 +12,9 @@ import time
 
 from huey import RedisHuey
 
-__all__ = ["huey", "noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["huey", "noop", "roundtrip", "sleep"]
 
 huey = RedisHuey("bench", url=os.environ.get("BENCH_REDIS_URL", "redis://"), store_none=True)
 
@@ -25,3 +27,8 @@ def noop() -> None:
 @huey.task()
 def sleep() -> None:
     time.sleep(0.01)
+
+
+@huey.task()
+def roundtrip() -> None:
+    one_round_trip()

@@ -19,6 +19,7 @@ __all__ = ["RqSystem"]
 _TASKS: dict[TaskKind, Callable[[], Any]] = {
     TaskKind.NOOP: rq_app.noop,
     TaskKind.SLEEP: rq_app.sleep,
+    TaskKind.ROUNDTRIP: rq_app.roundtrip,
 }
 
 

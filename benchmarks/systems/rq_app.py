@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["noop", "roundtrip", "sleep"]
 
 
 def noop() -> None:
@@ -13,3 +15,7 @@ def noop() -> None:
 
 def sleep() -> None:
     time.sleep(0.01)
+
+
+def roundtrip() -> None:
+    one_round_trip()

@@ -23,6 +23,7 @@ _TASKS: dict[TaskKind, Callable[..., Any]] = {
     TaskKind.NOOP: tasker_app.noop,
     TaskKind.SLEEP: tasker_app.sleep,
     TaskKind.ASYNC_SLEEP: tasker_app.async_sleep,
+    TaskKind.ROUNDTRIP: tasker_app.roundtrip,
 }
 
 

@@ -13,7 +13,11 @@ import time
 
 from tasker_dist import Config, TaskContext
 
-__all__ = ["SOAK_RESULT_TTL_ENV", "async_sleep", "config", "noop", "sleep", "soak_config"]
+from .io_call import one_round_trip
+
+__all__ = [
+    "SOAK_RESULT_TTL_ENV", "async_sleep", "config", "noop", "roundtrip", "sleep", "soak_config",
+]  # fmt: skip
 
 SOAK_RESULT_TTL_ENV = "TASKER_SOAK_RESULT_TTL_S"
 
@@ -31,6 +35,10 @@ def noop(ctx: TaskContext, resource: None) -> None:
 
 def sleep(ctx: TaskContext, resource: None) -> None:
     time.sleep(0.01)
+
+
+def roundtrip(ctx: TaskContext, resource: None) -> None:
+    one_round_trip()
 
 
 async def async_sleep(ctx: TaskContext, resource: None) -> None:

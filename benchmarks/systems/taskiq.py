@@ -15,6 +15,7 @@ __all__ = ["TaskiqSystem"]
 _TASKS: dict[TaskKind, Any] = {
     TaskKind.NOOP: taskiq_app.noop,
     TaskKind.SLEEP: taskiq_app.sleep,
+    TaskKind.ROUNDTRIP: taskiq_app.roundtrip,
 }
 
 

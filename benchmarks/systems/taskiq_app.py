@@ -11,7 +11,9 @@ import os
 
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-__all__ = ["broker", "noop", "sleep"]
+from .io_call import one_round_trip
+
+__all__ = ["broker", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 broker = RedisStreamBroker(url=_URL).with_result_backend(RedisAsyncResultBackend(redis_url=_URL))
@@ -25,3 +27,8 @@ async def noop() -> None:
 @broker.task
 async def sleep() -> None:
     await asyncio.sleep(0.01)
+
+
+@broker.task
+async def roundtrip() -> None:
+    one_round_trip()  # blocking, as a synchronous driver's call would be
