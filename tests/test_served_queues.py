@@ -138,6 +138,26 @@ def test_each_result_is_written_to_the_queue_its_task_came_from() -> None:
     assert completer.take_finished() == 4
 
 
+def test_while_tasks_are_buffered_a_report_waits_for_the_next_ones_and_they_go_together() -> None:
+    """A group commit: with tasks waiting in the worker's buffer, the reports that come
+    while the first waits are written with it, in one call (before: one call each)."""
+    store = CompleteStore()
+    a = served_queue("a", store)
+    later = [Report(Finished(f"t{n}", Status.COMPLETED, b"r"), a) for n in range(2, 6)]
+
+    def buffered() -> bool:  # the buffered tasks end while the first report waits
+        while later:
+            completer.add(later.pop(0))
+        return True
+
+    completer = Completer("w", 1000, 10, SYSTEM_CLOCK, more_coming=buffered)
+    completer.add(Report(Finished("t1", Status.COMPLETED, b"r"), a))
+    completer.start()
+    assert completer.flush(5)
+    completer.close(1)
+    assert store.calls == [["t1", "t2", "t3", "t4", "t5"]]
+
+
 # -- waiting on all queues ----------------------------------------------------------------
 
 

@@ -2,15 +2,20 @@
 queue of the batch, for a worker serving several: each task to its own queue).
 
 Slots hand reports over and go on with their next task; while one write is in flight the
-next reports gather, so under load many results share a round trip. A failed write is
-retried with backoff and never dropped (a result is written exactly once: the script
-skips tasks this worker no longer holds).
+next reports gather, so under load many results share a round trip. When tasks wait in
+the worker's buffer, more reports are due within about a task's time: a report then
+waits up to `LINGER_S` for others to join it (a group commit), since with tasks about as
+long as a write's round trip (one call to a database) writes would otherwise carry one
+report each. With nothing buffered (a caller waiting on its one task) it goes at once.
+A failed write is retried with backoff and never dropped (a result is written exactly
+once: the script skips tasks this worker no longer holds).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from ..backoff import Backoff
 from ..clock import Clock
@@ -19,16 +24,25 @@ from ..store import Finished
 from .executor import Report
 from .served import ServedQueue
 
-__all__ = ["Completer"]
+__all__ = ["GROUP", "LINGER_S", "Completer"]
 
 log = logging.getLogger("tasker_dist.worker")
 
 _MAX_BATCH = 500
+#: The longest a report waits for others while tasks are buffered: the fetcher's batch
+#: budget, so a write carries about a fetch's worth of results.
+LINGER_S = 0.002
+#: Reports that are written at once, however much is buffered.
+GROUP = 64
 
 
 class Completer:
-    def __init__(self, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock) -> None:
+    def __init__(
+        self, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock,
+        more_coming: Callable[[], bool] = lambda: False,
+    ) -> None:  # fmt: skip
         self._worker_id = worker_id
+        self._more_coming = more_coming
         self._ttl_ms = ttl_ms
         self._failed_cap = failed_cap
         self._clock = clock
@@ -91,6 +105,12 @@ class Completer:
                 self._cond.wait_for(lambda: self._reports or self._closed)
                 if not self._reports:
                     return
+                few = len(self._reports) < GROUP and not self._closed
+            if few and self._more_coming():  # asked outside our lock: it takes the buffer's
+                with self._cond:
+                    self._cond.wait_for(lambda: len(self._reports) >= GROUP or self._closed,
+                                        LINGER_S)  # fmt: skip
+            with self._cond:
                 batch = self._reports[:_MAX_BATCH]
                 del self._reports[:_MAX_BATCH]
                 self._busy = True

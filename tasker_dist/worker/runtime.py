@@ -88,7 +88,8 @@ class WorkerRuntime:
         self._aloop = AsyncLoop()
         hooks = ResourceHooks(config, self._aloop, clock)
         self._local = LocalQueue(self._queues.bands)
-        self._runner = TaskRunner(config, self.worker_id, self._aloop, clock)
+        self._runner = TaskRunner(config, self.worker_id, self._aloop, clock,
+                                  buffered=lambda: len(self._local) > 0)  # fmt: skip
         self._nudge = threading.Event()  # beat now: slots came or went
         self._slots = SlotPool(hooks, self._local, self._runner, clock, self._nudge)
         self._pool = ResourcePool(config.pool_size, hooks)

@@ -8,6 +8,7 @@ writes it to Redis; later reports of the same job are dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
@@ -26,11 +27,14 @@ log = logging.getLogger("tasker_dist.worker")
 
 
 class TaskRunner:
-    def __init__(self, config: Config[Any], worker_id: str, aloop: AsyncLoop, clock: Clock) -> None:
+    def __init__(
+        self, config: Config[Any], worker_id: str, aloop: AsyncLoop, clock: Clock,
+        buffered: Callable[[], bool] = lambda: False,
+    ) -> None:  # fmt: skip
+        """``buffered``: whether tasks wait in the worker's buffer (more reports soon)."""
         self.executor = Executor(config, aloop, clock)
-        self._completer = Completer(
-            worker_id, int(config.result_ttl * 1000), config.failed_limit, clock
-        )
+        self._completer = Completer(worker_id, int(config.result_ttl * 1000),
+                                    config.failed_limit, clock, buffered)  # fmt: skip
         self._deadlines = Deadlines(self._expired, clock)
         self._mean_exec_s: float | None = None
 
