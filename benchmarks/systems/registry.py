@@ -31,6 +31,7 @@ SYSTEMS: dict[str, SystemInfo] = {
         SystemInfo("celery", "celery", "CelerySystem", True, ("celery", "kombu", "billiard")),
         SystemInfo("dramatiq", "dramatiq", "DramatiqSystem", True, ("dramatiq",)),
         SystemInfo("huey", "huey", "HueySystem", True, ("huey",)),
+        SystemInfo("huey-notify", "huey", "HueyNotifySystem", True, ("huey",)),
         SystemInfo("taskiq", "taskiq", "TaskiqSystem", True, ("taskiq", "taskiq-redis")),
     )
 }
