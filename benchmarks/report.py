@@ -51,6 +51,7 @@ FIGURES = (
     Figure("w2", "p95_ms", "W2 round trip p95", "ms", False),
     Figure("w2", "p99_ms", "W2 round trip p99", "ms", False),
     Figure("w3", "drain_s", "W3 drain of the 10 ms sleeps, 2 processes", "s", False),
+    Figure("w3", "drain_from_start_s", "W3 drain from the first task's start", "s", False),
     Figure("w4", "batch_enqueue_rate", "W4 batch enqueue", "tasks/s", True),
     Figure("w1", "peak_rss_mb", "W4 peak RSS of the W1 workers", "MiB", False),
     Figure("w1", "redis_commands_per_task", "W1 Redis commands per task", "commands", False),

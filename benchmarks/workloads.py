@@ -3,6 +3,7 @@ figures (plain floats, so they travel as JSON from the driver to the orchestrato
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import redis
 from .probe import Completion, wait_stored
 from .procs import WorkerGroup, tree_cpu_s
 from .systems.base import REPO_ROOT, Handle, System, TaskKind, WorkerSpec
+from .systems.io_call import START_MARK_ENV
 
 __all__ = ["WORKLOADS", "Context", "Figures", "Sizes", "percentile"]
 
@@ -152,11 +154,15 @@ def w2_latency(system: System, ctx: Context) -> Figures:
 
 def w3_io_bound(system: System, ctx: Context) -> Figures:
     """N tasks sleeping 10 ms on 2 warm worker processes with 50 in flight each: seconds
-    from the first enqueue (the system's batch API) until the last result is stored."""
+    from the first enqueue (the system's batch API) until the last result is stored, and
+    from the start of the first task (which each task notes in a file: the first to
+    create it) until then, which leaves the enqueue out."""
     sizes = ctx.sizes
     spec = WorkerSpec(processes=2, concurrency=sizes.io_concurrency)
+    mark = ctx.log_path.with_name(ctx.log_path.name + ".start")
+    os.environ[START_MARK_ENV] = str(mark)  # the workers' environment is made from ours
     group = _workers(system, spec, ctx)
-    best: tuple[float, str] | None = None
+    best: tuple[float, float, str] | None = None
     warnings: list[str] = []
     with group:
         _settle(group, ctx, warnings)
@@ -165,17 +171,20 @@ def w3_io_bound(system: System, ctx: Context) -> Figures:
             warm = system.enqueue_batch(kind, 4 * sizes.io_concurrency)
             wait_stored(ctx.client, system, warm, sizes.drain_timeout_s, check=group.check_alive)
             _settle(group, ctx, warnings, min_s=0.2)
-            began = time.perf_counter()
+            mark.unlink(missing_ok=True)  # the warm-up's
+            began, began_wall = time.perf_counter(), time.time()
             handles = system.enqueue_batch(kind, sizes.io_tasks)
             done = wait_stored(
                 ctx.client, system, handles, sizes.drain_timeout_s, poll_s=0.002,
                 check=group.check_alive,
             )  # fmt: skip
             elapsed = done.last_s - began
+            first_start = float(mark.read_text()) - began_wall  # both this machine's clock
             if best is None or elapsed < best[0]:
-                best = (elapsed, str(kind))
+                best = (elapsed, elapsed - first_start, str(kind))
     assert best is not None
-    return _with_warnings({"drain_s": best[0], "sleep_kind": best[1]}, warnings)
+    figures: Figures = {"drain_s": best[0], "drain_from_start_s": best[1], "sleep_kind": best[2]}
+    return _with_warnings(figures, warnings)
 
 
 def w4_batch_enqueue(system: System, ctx: Context) -> Figures:

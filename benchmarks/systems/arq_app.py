@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["WorkerSettings", "noop", "roundtrip", "sleep"]
 
@@ -22,6 +22,7 @@ async def noop(ctx: dict[str, Any]) -> None:
 
 
 async def sleep(ctx: dict[str, Any]) -> None:
+    mark_start()
     await asyncio.sleep(0.01)
 
 

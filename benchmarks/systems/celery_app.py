@@ -11,7 +11,7 @@ import time
 
 from celery import Celery
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["app", "noop", "roundtrip", "sleep"]
 
@@ -26,6 +26,7 @@ def noop() -> None:
 
 @app.task
 def sleep() -> None:
+    mark_start()
     time.sleep(0.01)
 
 

@@ -14,7 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["backend", "broker", "noop", "roundtrip", "sleep"]
 
@@ -32,6 +32,7 @@ def noop() -> None:
 
 @dramatiq.actor(store_results=True)
 def sleep() -> None:
+    mark_start()
     time.sleep(0.01)
 
 

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["QUEUE", "main", "reply_key", "result_key"]
 
@@ -45,6 +45,7 @@ def serve(client: redis.Redis, batch: int) -> None:
         for item in items:
             kind, _, task_id = item.partition(b":")
             if kind == b"s":
+                mark_start()
                 time.sleep(0.01)
             elif kind == b"t":
                 one_round_trip()

@@ -16,7 +16,7 @@ from typing import Any
 
 from huey import RedisHuey
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["NOTIFY_TASKS", "TASKS", "huey", "huey_notify"]
 
@@ -26,6 +26,7 @@ def _noop() -> None:
 
 
 def _sleep() -> None:
+    mark_start()
     time.sleep(0.01)
 
 

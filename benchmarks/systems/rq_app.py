@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["noop", "roundtrip", "sleep"]
 
@@ -14,6 +14,7 @@ def noop() -> None:
 
 
 def sleep() -> None:
+    mark_start()
     time.sleep(0.01)
 
 

@@ -13,7 +13,7 @@ import time
 
 from tasker_dist import Config, TaskContext
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = [
     "SOAK_RESULT_TTL_ENV", "async_sleep", "config", "noop", "roundtrip", "sleep", "soak_config",
@@ -34,6 +34,7 @@ def noop(ctx: TaskContext, resource: None) -> None:
 
 
 def sleep(ctx: TaskContext, resource: None) -> None:
+    mark_start()
     time.sleep(0.01)
 
 
@@ -42,6 +43,7 @@ def roundtrip(ctx: TaskContext, resource: None) -> None:
 
 
 async def async_sleep(ctx: TaskContext, resource: None) -> None:
+    mark_start()
     await asyncio.sleep(0.01)
 
 

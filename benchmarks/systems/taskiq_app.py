@@ -11,7 +11,7 @@ import os
 
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from .io_call import one_round_trip
+from .io_call import mark_start, one_round_trip
 
 __all__ = ["broker", "noop", "roundtrip", "sleep"]
 
@@ -26,6 +26,7 @@ async def noop() -> None:
 
 @broker.task
 async def sleep() -> None:
+    mark_start()
     await asyncio.sleep(0.01)
 
 
