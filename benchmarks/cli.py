@@ -38,7 +38,7 @@ RESULTS_JSON = BENCH_DIR / "results.json"
 SMOKE_SYSTEMS = ["floor", "tasker-dist"]
 _TEMP_PREFIX = "tasker-bench-"
 SMOKE_SIZES = Sizes(
-    tasks=200, round_trips=50, io_tasks=100, io_concurrency=10, warmup=5,
+    tasks=200, round_trips=50, io_tasks=100, io_concurrency=10, warmup=5, work_tasks=100,
     round_trip_budget_s=20, drain_timeout_s=30, idle_timeout_s=3,
 )  # fmt: skip
 

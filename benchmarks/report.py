@@ -68,6 +68,13 @@ FIGURES = (
     ),
     Figure("w5", "redis_cpu_us_per_task", "W5 Redis CPU per task (its GET in)", "us", False),
     Figure("w5", "workers_cpu_us_per_task", "W5 workers' CPU per task (start-up in)", "us", False),
+    Figure("w6", "drain_rate", "W6 1 ms of CPU each: drain from worker start", "tasks/s", True),
+    Figure("w6", "drain_rate_steady", "W6 drain, first to last result", "tasks/s", True),
+    Figure(
+        "w7", "drain_rate", "W7 1 ms blocking each, 2 x 8: drain from worker start", "tasks/s", True
+    ),
+    Figure("w7", "drain_rate_steady", "W7 drain, first to last result", "tasks/s", True),
+    Figure("w7", "redis_commands_per_task", "W7 Redis commands per task", "commands", False),
 )
 
 
@@ -258,7 +265,11 @@ def render(
         f"run out: n= says how many); W3 {sizes['io_tasks']:,} tasks sleeping "
         f"{SLEEP_S * 1000:.0f} ms on 2 processes x {sizes['io_concurrency']} slots "
         f"(ideal {w3_ideal_s(sizes):.3f} s); W5 {sizes['tasks']:,} tasks each making one "
-        "blocking round trip to Redis on a connection of its own (a GET), 2 processes.",
+        "blocking round trip to Redis on a connection of its own (a GET), 2 processes; "
+        f"W6 {sizes['work_tasks']:,} tasks of 1 ms of CPU, 2 processes (ideal "
+        f"{sizes['work_tasks'] / 2000:.1f} s); W7 {sizes['work_tasks']:,} tasks blocking 1 ms, "
+        f"2 processes x {sizes['work_concurrency']} (ideal "
+        f"{sizes['work_tasks'] / 1000 / (2 * sizes['work_concurrency']):.3f} s).",
         "",
         "Figures (median over runs; rates: higher is better; ms, s and MiB: lower is better):",
         "",

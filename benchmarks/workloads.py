@@ -26,6 +26,8 @@ Figures = dict[str, float | str]
 class Sizes:
     tasks: int = 10_000  # W1 (queued one at a time, then drained), W4 (one batch), W5
     round_trips: int = 1_000  # W2
+    work_tasks: int = 2_000  # W6 (1 ms of CPU each) and W7 (1 ms of blocking each)
+    work_concurrency: int = 8  # W7, per worker process
     io_tasks: int = 1_000  # W3, each sleeping 10 ms
     io_concurrency: int = 50  # W3, per worker process
     warmup: int = 20  # W2 round trips before measuring
@@ -80,16 +82,18 @@ def _redis_work(client: redis.Redis) -> tuple[int, float]:
 
 
 def _drain(
-    system: System, ctx: Context, handles: list[Handle], own_commands_per_task: int
-) -> Figures:
-    """Start 2 worker processes (the system's defaults), wait until every result of
+    system: System, ctx: Context, handles: list[Handle], own_commands_per_task: int,
+    concurrency: int | None = None,
+) -> Figures:  # fmt: skip
+    """Start 2 worker processes (the system's defaults, or ``concurrency`` tasks in
+    flight in each), wait until every result of
     ``handles`` is stored, and say how fast (from the workers' start, and from the first
     result to the last) and at what cost per task: the commands Redis ran for the system
     (the tasks' own and the harness's probes left out), Redis's CPU time, and the CPU time
     of the workers' whole process tree, start-up included."""
     n = len(handles)
     calls_before, cpu_before = _redis_work(ctx.client)
-    group = _workers(system, WorkerSpec(processes=2, concurrency=None), ctx)
+    group = _workers(system, WorkerSpec(processes=2, concurrency=concurrency), ctx)
     start = time.perf_counter()
     with group:
         done: Completion = wait_stored(
@@ -202,10 +206,28 @@ def w5_real_work(system: System, ctx: Context) -> Figures:
     return _drain(system, ctx, handles, own_commands_per_task=1)
 
 
+def w6_cpu(system: System, ctx: Context) -> Figures:
+    """N tasks of 1 ms of CPU each, queued with the bulk API, then drained as W1's (this
+    machine's 2 cores: the ideal is N x 1 ms / 2)."""
+    handles = list(system.enqueue_batch(TaskKind.CPU, ctx.sizes.work_tasks))
+    return _drain(system, ctx, handles, own_commands_per_task=0)
+
+
+def w7_short_io(system: System, ctx: Context) -> Figures:
+    """N tasks that each block 1 ms (a short I/O call), queued with the bulk API, then
+    drained by 2 processes with 8 tasks in flight each (threads, or coroutines where
+    tasks are async): the ideal is N x 1 ms / 16."""
+    handles = list(system.enqueue_batch(TaskKind.IO, ctx.sizes.work_tasks))
+    return _drain(system, ctx, handles, own_commands_per_task=0,
+                  concurrency=ctx.sizes.work_concurrency)  # fmt: skip
+
+
 WORKLOADS: dict[str, Callable[[System, Context], Figures]] = {
     "w1": w1_throughput,
     "w2": w2_latency,
     "w3": w3_io_bound,
     "w4": w4_batch_enqueue,
     "w5": w5_real_work,
+    "w6": w6_cpu,
+    "w7": w7_short_io,
 }

@@ -37,6 +37,8 @@ class TaskKind(StrEnum):
     SLEEP = "sleep"  # blocks 10 ms: time.sleep, or asyncio.sleep where tasks are async (W3)
     ASYNC_SLEEP = "async_sleep"  # `async def` with asyncio.sleep, where sync is the default
     ROUNDTRIP = "roundtrip"  # one blocking round trip to Redis of its own (W5: real work)
+    CPU = "cpu"  # 1 ms of CPU (W6)
+    IO = "io"  # blocks 1 ms, as a short I/O call would (W7); asyncio.sleep where tasks are async
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ _TASKS: dict[TaskKind, Task[Any, Any]] = {
     TaskKind.NOOP: celery_app.noop,
     TaskKind.SLEEP: celery_app.sleep,
     TaskKind.ROUNDTRIP: celery_app.roundtrip,
+    TaskKind.CPU: celery_app.cpu,
+    TaskKind.IO: celery_app.io,
 }
 
 

@@ -11,9 +11,9 @@ import time
 
 from celery import Celery
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
-__all__ = ["app", "noop", "roundtrip", "sleep"]
+__all__ = ["app", "cpu", "io", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 app = Celery("bench", broker=_URL, backend=_URL)
@@ -33,3 +33,13 @@ def sleep() -> None:
 @app.task
 def roundtrip() -> None:
     one_round_trip()
+
+
+@app.task
+def cpu() -> None:
+    burn_cpu_ms()
+
+
+@app.task
+def io() -> None:
+    time.sleep(0.001)

@@ -18,6 +18,8 @@ _ACTORS: dict[TaskKind, Actor[Any, Any]] = {
     TaskKind.NOOP: dramatiq_app.noop,
     TaskKind.SLEEP: dramatiq_app.sleep,
     TaskKind.ROUNDTRIP: dramatiq_app.roundtrip,
+    TaskKind.CPU: dramatiq_app.cpu,
+    TaskKind.IO: dramatiq_app.io,
 }
 
 

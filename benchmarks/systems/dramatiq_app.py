@@ -14,9 +14,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
-__all__ = ["backend", "broker", "noop", "roundtrip", "sleep"]
+__all__ = ["backend", "broker", "cpu", "io", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 backend = RedisBackend(url=_URL)
@@ -39,3 +39,13 @@ def sleep() -> None:
 @dramatiq.actor(store_results=True)
 def roundtrip() -> None:
     one_round_trip()
+
+
+@dramatiq.actor(store_results=True)
+def cpu() -> None:
+    burn_cpu_ms()
+
+
+@dramatiq.actor(store_results=True)
+def io() -> None:
+    time.sleep(0.001)

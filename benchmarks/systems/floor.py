@@ -14,7 +14,10 @@ from .floor_app import QUEUE, reply_key, result_key
 
 __all__ = ["FloorSystem"]
 
-_KIND_TAGS = {TaskKind.NOOP: b"n", TaskKind.SLEEP: b"s", TaskKind.ROUNDTRIP: b"t"}
+_KIND_TAGS = {
+    TaskKind.NOOP: b"n", TaskKind.SLEEP: b"s", TaskKind.ROUNDTRIP: b"t", TaskKind.CPU: b"c",
+    TaskKind.IO: b"i",
+}  # fmt: skip
 _CHUNK = 1000  # as Producer.enqueue_many: one pipeline per 1,000 tasks
 
 

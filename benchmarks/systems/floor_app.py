@@ -3,7 +3,8 @@
 
 ``python -m benchmarks.systems.floor_app --batch 100 --threads 1``; the server comes
 from $BENCH_REDIS_URL. A task is ``<kind>:<id>`` (kind ``n`` no-op, ``s`` sleep 10 ms,
-``t`` one round trip of its own (`io_call`), ``r`` no-op whose producer waits on a reply
+``t`` one round trip of its own (`io_call`), ``c`` 1 ms of CPU,
+``i`` blocks 1 ms, ``r`` no-op whose producer waits on a reply
 list).
 """
 
@@ -16,7 +17,7 @@ import time
 
 import redis
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
 __all__ = ["QUEUE", "main", "reply_key", "result_key"]
 
@@ -49,6 +50,10 @@ def serve(client: redis.Redis, batch: int) -> None:
                 time.sleep(0.01)
             elif kind == b"t":
                 one_round_trip()
+            elif kind == b"c":
+                burn_cpu_ms()
+            elif kind == b"i":
+                time.sleep(0.001)
             pipe.set(result_key(task_id), b"ok", ex=RESULT_TTL_S)
             if kind == b"r":
                 pipe.lpush(reply_key(task_id), b"ok")

@@ -16,7 +16,7 @@ from typing import Any
 
 from huey import RedisHuey
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
 __all__ = ["NOTIFY_TASKS", "TASKS", "huey", "huey_notify"]
 
@@ -30,11 +30,21 @@ def _sleep() -> None:
     time.sleep(0.01)
 
 
+def _io() -> None:
+    time.sleep(0.001)
+
+
 def _app(name: str, **options: Any) -> tuple[RedisHuey, dict[str, Any]]:
     """A Huey app and its tasks by kind (each app registers its own)."""
     app = RedisHuey(name, url=os.environ.get("BENCH_REDIS_URL", "redis://"), store_none=True,
                     **options)  # fmt: skip
-    functions = {"noop": _noop, "sleep": _sleep, "roundtrip": one_round_trip}
+    functions = {
+        "noop": _noop,
+        "sleep": _sleep,
+        "roundtrip": one_round_trip,
+        "cpu": burn_cpu_ms,
+        "io": _io,
+    }
     return app, {kind: app.task(name=kind)(fn) for kind, fn in functions.items()}
 
 

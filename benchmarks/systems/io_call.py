@@ -7,6 +7,9 @@ $BENCH_REDIS_URL. Every app calls it synchronously, also from ``async def`` task
 blocking driver would); the harness subtracts these GETs from the Redis commands it
 counts per task.
 
+`burn_cpu_ms`: a W6 task's millisecond of CPU (its thread's CPU time, so a busy host
+does not shorten it).
+
 `mark_start`: a W3 task notes when the first of its batch started, in the file
 $BENCH_START_MARK names (the first to create it wins; a syscall, no network), so that
 W3 can be timed from the first start as well as from the first enqueue."""
@@ -19,7 +22,7 @@ import time
 
 import redis
 
-__all__ = ["IO_KEY", "START_MARK_ENV", "mark_start", "one_round_trip"]
+__all__ = ["IO_KEY", "START_MARK_ENV", "burn_cpu_ms", "mark_start", "one_round_trip"]
 
 IO_KEY = "bench:io"
 START_MARK_ENV = "BENCH_START_MARK"
@@ -49,3 +52,9 @@ def mark_start() -> None:
         os.write(fd, repr(time.time()).encode())
     finally:
         os.close(fd)
+
+
+def burn_cpu_ms() -> None:
+    end = time.thread_time() + 0.001
+    while time.thread_time() < end:
+        pass

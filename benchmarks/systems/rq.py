@@ -20,6 +20,8 @@ _TASKS: dict[TaskKind, Callable[[], Any]] = {
     TaskKind.NOOP: rq_app.noop,
     TaskKind.SLEEP: rq_app.sleep,
     TaskKind.ROUNDTRIP: rq_app.roundtrip,
+    TaskKind.CPU: rq_app.cpu,
+    TaskKind.IO: rq_app.io,
 }
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
-__all__ = ["noop", "roundtrip", "sleep"]
+__all__ = ["cpu", "io", "noop", "roundtrip", "sleep"]
 
 
 def noop() -> None:
@@ -20,3 +20,11 @@ def sleep() -> None:
 
 def roundtrip() -> None:
     one_round_trip()
+
+
+def cpu() -> None:
+    burn_cpu_ms()
+
+
+def io() -> None:
+    time.sleep(0.001)

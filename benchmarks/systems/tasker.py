@@ -24,6 +24,8 @@ _TASKS: dict[TaskKind, Callable[..., Any]] = {
     TaskKind.SLEEP: tasker_app.sleep,
     TaskKind.ASYNC_SLEEP: tasker_app.async_sleep,
     TaskKind.ROUNDTRIP: tasker_app.roundtrip,
+    TaskKind.CPU: tasker_app.cpu,
+    TaskKind.IO: tasker_app.io,
 }
 
 

@@ -13,10 +13,11 @@ import time
 
 from tasker_dist import Config, TaskContext
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
 __all__ = [
-    "SOAK_RESULT_TTL_ENV", "async_sleep", "config", "noop", "roundtrip", "sleep", "soak_config",
+    "SOAK_RESULT_TTL_ENV", "async_sleep", "config", "cpu", "io", "noop", "roundtrip", "sleep",
+    "soak_config",
 ]  # fmt: skip
 
 SOAK_RESULT_TTL_ENV = "TASKER_SOAK_RESULT_TTL_S"
@@ -40,6 +41,14 @@ def sleep(ctx: TaskContext, resource: None) -> None:
 
 def roundtrip(ctx: TaskContext, resource: None) -> None:
     one_round_trip()
+
+
+def cpu(ctx: TaskContext, resource: None) -> None:
+    burn_cpu_ms()
+
+
+def io(ctx: TaskContext, resource: None) -> None:
+    time.sleep(0.001)
 
 
 async def async_sleep(ctx: TaskContext, resource: None) -> None:

@@ -16,6 +16,8 @@ _TASKS: dict[TaskKind, Any] = {
     TaskKind.NOOP: taskiq_app.noop,
     TaskKind.SLEEP: taskiq_app.sleep,
     TaskKind.ROUNDTRIP: taskiq_app.roundtrip,
+    TaskKind.CPU: taskiq_app.cpu,
+    TaskKind.IO: taskiq_app.io,
 }
 
 

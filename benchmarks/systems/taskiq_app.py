@@ -11,9 +11,9 @@ import os
 
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from .io_call import mark_start, one_round_trip
+from .io_call import burn_cpu_ms, mark_start, one_round_trip
 
-__all__ = ["broker", "noop", "roundtrip", "sleep"]
+__all__ = ["broker", "cpu", "io", "noop", "roundtrip", "sleep"]
 
 _URL = os.environ.get("BENCH_REDIS_URL", "redis://")
 broker = RedisStreamBroker(url=_URL).with_result_backend(RedisAsyncResultBackend(redis_url=_URL))
@@ -33,3 +33,13 @@ async def sleep() -> None:
 @broker.task
 async def roundtrip() -> None:
     one_round_trip()  # blocking, as a synchronous driver's call would be
+
+
+@broker.task
+async def cpu() -> None:
+    burn_cpu_ms()
+
+
+@broker.task
+async def io() -> None:
+    await asyncio.sleep(0.001)
