@@ -12,9 +12,11 @@ from tasker_dist.store import Fetched
 from tasker_dist.worker.burst import BurstSample, burst_delta
 from tasker_dist.worker.fetcher import (
     BATCH_BUDGET_S,
+    MAX_BUDGET_S,
     MAX_PER_SLOT,
     Fetcher,
     ahead_of_slots,
+    budget,
     per_slot,
 )
 from tasker_dist.worker.local_queue import LocalQueue
@@ -146,6 +148,17 @@ def test_a_budget_of_short_tasks_per_slot() -> None:
     expected = int(BATCH_BUDGET_S / 0.0001)
     assert 1 < expected < MAX_PER_SLOT
     assert per_slot(0.0001) == expected
+
+
+def test_the_budget_covers_twice_what_fetches_take_within_bounds() -> None:
+    assert budget(None) == BATCH_BUDGET_S  # no fetch measured yet
+    assert budget(0.0002) == BATCH_BUDGET_S  # fast fetches: the usual budget
+    assert budget(0.005) == 0.010  # a reply that waited for the lock held by a busy task
+    assert budget(1.0) == MAX_BUDGET_S  # never more, however slow
+    # 1 ms tasks: 2 per slot on the usual budget, 10 once fetches take 5 ms
+    assert per_slot(0.001) == 2
+    assert per_slot(0.001, budget(0.005)) == 10
+    assert ahead_of_slots(50, 0.010, budget(0.005)) == 50
 
 
 def test_short_tasks_are_capped_per_slot() -> None:

@@ -6,7 +6,10 @@ most about that long. Longer tasks are fetched for slots that wait, plus about t
 of the pool's work ahead (none for tasks of a second), so they are not hoarded while
 other workers are idle; for short ones the next batch is fetched when the buffer is half
 empty (the slot that takes it below half steps aside until the fetcher is awake: see
-`LocalQueue.take`), so slots need not wait for a round trip. With nothing queued it
+`LocalQueue.take`), so slots need not wait for a round trip. The budget grows to twice
+what fetches take lately (up to `MAX_BUDGET_S`) when that is longer: a fetch's reply
+waits for the interpreter lock, which a task that keeps the CPU busy holds for up to the
+interpreter's switch interval (5 ms), and slots must not wait for it. With nothing queued it
 blocks on the queue's signal list instead of polling, and on this worker's wake list,
 which `stop` pushes so that a stop never waits out a blocking read.
 
@@ -31,31 +34,39 @@ from .served import ServedQueue, ServedQueues
 from .waiters import Waiters
 
 __all__ = [
-    "BATCH_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "InHand", "Pace", "Slots", "ahead_of_slots",
-    "per_slot",
+    "BATCH_BUDGET_S", "MAX_BUDGET_S", "MAX_PER_SLOT", "Fetcher", "InHand", "Pace", "Slots",
+    "ahead_of_slots", "budget", "per_slot",
 ]  # fmt: skip
 
 log = logging.getLogger("tasker_dist.worker")
 
 BATCH_BUDGET_S = 0.002
+MAX_BUDGET_S = 0.02
 MAX_PER_SLOT = 512
 # How long a woken blocking read may take to return before its connection is closed.
 _WAKE_S = 0.5
 
 
-def per_slot(mean_exec_s: float | None) -> int:
-    """How many tasks make about `BATCH_BUDGET_S` of work for one slot."""
+def budget(fetch_s: float | None) -> float:
+    """Seconds of work to fetch ahead per slot, given what fetches take lately."""
+    if fetch_s is None:
+        return BATCH_BUDGET_S
+    return min(MAX_BUDGET_S, max(BATCH_BUDGET_S, 2 * fetch_s))
+
+
+def per_slot(mean_exec_s: float | None, budget_s: float = BATCH_BUDGET_S) -> int:
+    """How many tasks make about ``budget_s`` of work for one slot."""
     if mean_exec_s is None or mean_exec_s <= 0:
         return 1
-    return max(1, min(MAX_PER_SLOT, int(BATCH_BUDGET_S / mean_exec_s)))
+    return max(1, min(MAX_PER_SLOT, int(budget_s / mean_exec_s)))
 
 
-def ahead_of_slots(slots: int, mean_exec_s: float | None) -> int:
+def ahead_of_slots(slots: int, mean_exec_s: float | None, budget_s: float = BATCH_BUDGET_S) -> int:
     """Tasks of ``mean_exec_s`` (too long for `per_slot` batches) to keep buffered for
-    ``slots`` slots: about `BATCH_BUDGET_S` of their work."""
+    ``slots`` slots: about ``budget_s`` of their work."""
     if mean_exec_s is None or mean_exec_s <= 0:
         return 0
-    return min(slots, int(slots * BATCH_BUDGET_S / mean_exec_s))
+    return min(slots, int(slots * budget_s / mean_exec_s))
 
 
 class Pace(Protocol):
@@ -108,6 +119,8 @@ class Fetcher:
         self._unsure: ServedQueue | None = None
         #: The queues whose wake-up tokens woke this fetcher, until it fetches from them.
         self._heard: set[ServedQueue] = set()
+        #: How long fetches that found tasks take lately, reply handling included.
+        self._fetch_s: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -135,22 +148,23 @@ class Fetcher:
     def _wanted(self) -> int:
         """Wait until tasks are wanted; how many to fetch (0: none yet)."""
         mean = self._pace.mean_exec_s
-        each = per_slot(mean)
+        budget_s = budget(self._fetch_s)
+        each = per_slot(mean, budget_s)
         slots = self._slots.ready_count()
         if each == 1:
             # Longer tasks: for the slots that wait now, plus a few ahead so that slots
             # finishing together do not each wait a round trip; ahead of them is at most
             # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
-            ahead = ahead_of_slots(slots, mean)
+            ahead = ahead_of_slots(slots, mean, budget_s)
             waiting, buffered = self._local.wait_for_room(0.25, ahead)
-            each = per_slot(self._pace.mean_exec_s)
+            each = per_slot(self._pace.mean_exec_s, budget_s)
             if each == 1:
                 return waiting + ahead - buffered if waiting > buffered or buffered < ahead else 0
             # The first tasks (their length unknown until now) turned out short: size
             # this batch for them, not one more round trip per slot.
         else:
             waiting, buffered = self._local.wait_for_room(0.25, slots * each // 2)
-        target = slots * each  # about BATCH_BUDGET_S of work for every slot
+        target = slots * each  # about the budget of work for every slot
         return target - buffered if buffered < target // 2 or waiting > buffered else 0
 
     def _reconcile(self, queue: ServedQueue) -> None:
@@ -172,9 +186,13 @@ class Fetcher:
         for queue in self._queues.order():
             heard.discard(queue)
             self._unsure = queue
+            began = self._clock.monotonic()
             _, fetched = queue.store.fetch(self._worker_id, limit - got, self._ttl_ms)
             self._unsure = None
             if fetched:
+                took = self._clock.monotonic() - began
+                f = self._fetch_s
+                self._fetch_s = took if f is None else 0.8 * f + 0.2 * took
                 self._local.put((Job(f, queue) for f in fetched), queue.band)
                 got += len(fetched)
                 if got >= limit:
