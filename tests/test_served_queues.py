@@ -150,7 +150,7 @@ def test_while_tasks_are_buffered_a_report_waits_for_the_next_ones_and_they_go_t
             completer.add(later.pop(0))
         return True
 
-    completer = Completer("w", 1000, 10, SYSTEM_CLOCK, more_coming=buffered)
+    completer = Completer("w", 1000, 10, SYSTEM_CLOCK, buffered=buffered)
     completer.add(Report(Finished("t1", Status.COMPLETED, b"r"), a))
     completer.start()
     assert completer.flush(5)

@@ -29,8 +29,8 @@ __all__ = ["GROUP", "LINGER_S", "Completer"]
 log = logging.getLogger("tasker_dist.worker")
 
 _MAX_BATCH = 500
-#: The longest a report waits for others while tasks are buffered: the fetcher's batch
-#: budget, so a write carries about a fetch's worth of results.
+#: The longest a report waits for others while tasks are buffered: the fetcher's usual
+#: batch budget (`fetcher.BATCH_BUDGET_S`), so a write carries about a fetch's worth.
 LINGER_S = 0.002
 #: Reports that are written at once, however much is buffered.
 GROUP = 64
@@ -39,10 +39,11 @@ GROUP = 64
 class Completer:
     def __init__(
         self, worker_id: str, ttl_ms: int, failed_cap: int, clock: Clock,
-        more_coming: Callable[[], bool] = lambda: False,
+        buffered: Callable[[], bool] = lambda: False,
     ) -> None:  # fmt: skip
+        """``buffered``: whether tasks wait in the worker's buffer (more reports soon)."""
         self._worker_id = worker_id
-        self._more_coming = more_coming
+        self._buffered = buffered
         self._ttl_ms = ttl_ms
         self._failed_cap = failed_cap
         self._clock = clock
@@ -106,7 +107,7 @@ class Completer:
                 if not self._reports:
                     return
                 few = len(self._reports) < GROUP and not self._closed
-            if few and self._more_coming():  # asked outside our lock: it takes the buffer's
+            if few and self._buffered():  # asked outside our lock: it takes the buffer's
                 with self._cond:
                     self._cond.wait_for(lambda: len(self._reports) >= GROUP or self._closed,
                                         LINGER_S)  # fmt: skip

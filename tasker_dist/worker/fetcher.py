@@ -154,7 +154,7 @@ class Fetcher:
         if each == 1:
             # Longer tasks: for the slots that wait now, plus a few ahead so that slots
             # finishing together do not each wait a round trip; ahead of them is at most
-            # about BATCH_BUDGET_S of the pool's work, so none for tasks of seconds.
+            # about the budget of the pool's work, so none for tasks of seconds.
             ahead = ahead_of_slots(slots, mean, budget_s)
             waiting, buffered = self._local.wait_for_room(0.25, ahead)
             each = per_slot(self._pace.mean_exec_s, budget_s)
@@ -191,8 +191,8 @@ class Fetcher:
             self._unsure = None
             if fetched:
                 took = self._clock.monotonic() - began
-                f = self._fetch_s
-                self._fetch_s = took if f is None else 0.8 * f + 0.2 * took
+                lately = self._fetch_s
+                self._fetch_s = took if lately is None else 0.8 * lately + 0.2 * took
                 self._local.put((Job(f, queue) for f in fetched), queue.band)
                 got += len(fetched)
                 if got >= limit:
